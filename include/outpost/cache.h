@@ -1,0 +1,118 @@
+/* include/outpost/cache.h: RFC 9111 policy for a shared cache, as pure functions.
+ *
+ * No I/O and no clocks: every time is passed in (seconds since the epoch), so
+ * the whole policy is unit-tested as plain calls. Callable from any thread.
+ */
+#ifndef OUTPOST_CACHE_H
+#define OUTPOST_CACHE_H
+
+#include "outpost/http.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- Cache-Control (RFC 9111 §5.2) ----------------------------------------- */
+enum {
+    OP_CC_NO_STORE = 1u << 0,
+    OP_CC_NO_CACHE = 1u << 1,
+    OP_CC_PRIVATE = 1u << 2,
+    OP_CC_PUBLIC = 1u << 3,
+    OP_CC_MUST_REVALIDATE = 1u << 4,
+    OP_CC_PROXY_REVALIDATE = 1u << 5,
+    OP_CC_MAX_AGE = 1u << 6,
+    OP_CC_S_MAXAGE = 1u << 7,
+    OP_CC_SWR = 1u << 8,
+    OP_CC_SIE = 1u << 9,
+    OP_CC_MAX_STALE = 1u << 10,
+    OP_CC_MIN_FRESH = 1u << 11,
+    OP_CC_ONLY_IF_CACHED = 1u << 12,
+    OP_CC_IMMUTABLE = 1u << 13,
+};
+
+struct op_cc {
+    uint32_t flags;
+    int64_t max_age;   /* valid with OP_CC_MAX_AGE; an invalid value reads as 0 */
+    int64_t s_maxage;
+    int64_t swr;
+    int64_t sie;
+    int64_t max_stale; /* INT64_MAX for a bare max-stale */
+    int64_t min_fresh;
+};
+
+/* Parse every <field> line of <h> (Cache-Control or CDN-Cache-Control). The
+ * first occurrence of a directive wins (RFC 9111 §4.2.1); delta-seconds are
+ * capped at 2^31 (§1.2.2). Returns true if the field was present. */
+bool op_cache_cc_parse(const struct op_headers *h, const char *field, struct op_cc *cc);
+
+/* ---- what the cache keeps about a stored response -------------------------- */
+enum {
+    OP_META_MUST_REVALIDATE = 1u << 0, /* must-revalidate, proxy-revalidate, s-maxage */
+    OP_META_NO_CACHE = 1u << 1,        /* validate before every reuse */
+    OP_META_HEURISTIC = 1u << 2,       /* lifetime came from Last-Modified */
+};
+
+struct op_cache_meta {
+    int64_t request_time;          /* when the request that fetched it was sent */
+    int64_t response_time;         /* when its response arrived */
+    int64_t corrected_initial_age; /* RFC 9111 §4.2.3 */
+    int64_t freshness_lifetime;    /* §4.2.1, seconds */
+    int64_t swr;                   /* stale-while-revalidate seconds, -1 none */
+    int64_t sie;                   /* stale-if-error seconds, -1 none */
+    uint32_t flags;                /* OP_META_* */
+    uint16_t status;
+};
+
+/* ---- storing (RFC 9111 §3) --------------------------------------------------- */
+struct op_cache_exchange {
+    enum op_http_method method;
+    const struct op_headers *req;  /* borrowed */
+    int status;
+    const struct op_headers *resp; /* borrowed */
+    int64_t request_time;
+    int64_t response_time;
+};
+
+/* Decide whether a response may be stored; fill <meta> either way. Returns NULL
+ * when storable, else a short static reason ("no-store", "private", …). */
+const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache_meta *meta);
+
+/* ---- reusing (RFC 9111 §4) --------------------------------------------------- */
+/* Current age (§4.2.3) of a stored response at <now>. */
+int64_t op_cache_age(const struct op_cache_meta *m, int64_t now);
+
+enum op_cache_verdict {
+    OP_CACHE_FRESH,     /* serve it */
+    OP_CACHE_STALE_OK,  /* stale, but the request's max-stale allows it */
+    OP_CACHE_VALIDATE,  /* must be validated with the origin first */
+};
+
+/* Evaluate a stored response for a request with headers <req>. *age gets the
+ * current age, *ttl the remaining freshness (negative when stale). */
+enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m,
+                                        const struct op_headers *req, int64_t now,
+                                        int64_t *age, int64_t *ttl);
+
+/* Client conditionals against a stored response (§4.3.2): true if the answer
+ * is 304. <stored> are the stored response headers. */
+bool op_cache_not_modified(const struct op_headers *req, const struct op_headers *stored,
+                           const struct op_cache_meta *m);
+
+/* Update stored headers from a 304 (§3.2): every field of <fresh> replaces the
+ * stored fields of that name, except the framing fields. */
+int op_cache_freshen_headers(struct op_headers *stored, const struct op_headers *fresh);
+
+/* ---- keys ------------------------------------------------------------------ */
+/* Primary key: "http://" host (lower-case, default port dropped) and the path
+ * and query of <target> (absolute-form is reduced to them). Returns 0 or
+ * OP_ETOOBIG / OP_ENOMEM. */
+int op_cache_key_primary(const char *host, size_t hlen, const char *target, size_t tlen,
+                         struct op_buf *out);
+/* The Vary field names of a response, lower-cased and joined by ','. Returns
+ * false for "Vary: *" (never matches, so never stored). */
+bool op_cache_vary_names(const struct op_headers *resp, struct op_buf *out);
+/* The secondary key: for each name in <names>, "name=value\n" with the request's
+ * field values combined and blanks normalised (§4.1). */
+int op_cache_key_secondary(const char *names, size_t nlen, const struct op_headers *req,
+                           struct op_buf *out);
+
+#endif

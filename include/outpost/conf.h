@@ -1,0 +1,94 @@
+/* include/outpost/conf.h: the YAML configuration, loaded into an immutable struct.
+ *
+ * Every key is declared once in a table (src/conf/conf_keys.c) with its type,
+ * default, bounds and one-line doc; the loader, the quick-start flags and
+ * tools/gen-config-doc all read that table. A loaded op_conf is never modified:
+ * a reload builds a new one. Load and free on the main thread; workers only
+ * read.
+ */
+#ifndef OUTPOST_CONF_H
+#define OUTPOST_CONF_H
+
+#include "outpost/core.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct op_conf_site {
+    char *host;          /* owned: Host to match, "*" for any */
+    char *origin;        /* owned: origin URL as written, http://HOST[:PORT] */
+    char *origin_host;   /* owned: parsed from origin */
+    uint16_t origin_port;
+    char *host_header;   /* owned: "" passes the client's Host; otherwise sent as Host */
+    uint64_t connect_timeout_ms;
+    uint64_t first_byte_timeout_ms;
+    uint64_t between_bytes_timeout_ms;
+    uint64_t origin_idle_max; /* idle pooled origin connections per worker */
+};
+
+struct op_conf {
+    char *path;          /* owned: file it came from, or "command line" */
+    char *listen;        /* owned: HOST:PORT as written */
+    char *listen_host;   /* owned */
+    uint16_t listen_port;
+    uint64_t workers;    /* 0 = online CPUs */
+    char *cache_dir;     /* owned */
+    uint64_t cache_size;
+    uint64_t max_object_size;
+    char *admin_socket;  /* owned: "" = none */
+    char *cache_name;    /* owned: the Cache-Status identifier */
+    char *log_level;     /* owned */
+    uint64_t max_request_line;
+    uint64_t max_header_size;
+    uint64_t max_headers;
+    uint64_t max_body_size;
+    uint64_t max_connections;
+    uint64_t header_timeout_ms;
+    uint64_t body_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t send_timeout_ms;
+    uint64_t shutdown_timeout_ms;
+    struct op_conf_site *sites; /* owned: nsites entries */
+    size_t nsites;
+};
+
+enum op_conf_type { OP_CONF_STRING, OP_CONF_SIZE, OP_CONF_DURATION, OP_CONF_INT,
+                    OP_CONF_ADDR, OP_CONF_URL };
+
+struct op_conf_key {
+    const char *name;
+    enum op_conf_type type;
+    size_t off;       /* offsetof in op_conf or op_conf_site */
+    const char *def;  /* NULL: no default */
+    const char *min;  /* NULL: unbounded (numbers, sizes, durations) */
+    const char *max;
+    bool required;
+    const char *doc;
+};
+
+/* The key tables, each ended by an entry with name == NULL. */
+extern const struct op_conf_key op_conf_top_keys[];
+extern const struct op_conf_key op_conf_site_keys[];
+
+/* Load and validate <path>. Returns a new config (caller frees with
+ * op_conf_free) or NULL, in which case every problem found was appended to
+ * <errors> as "file:line:col: key: message\n". */
+struct op_conf *op_conf_load(const char *path, struct op_buf *errors);
+
+/* A config with every default applied and no sites, for the quick-start flags. */
+struct op_conf *op_conf_new_default(void);
+/* Add an empty site with defaults; returns it (owned by conf) or NULL. */
+struct op_conf_site *op_conf_add_site(struct op_conf *conf);
+/* Set one key from its text form, as the YAML loader does. <site> NULL means a
+ * top-level key. Returns 0, or OP_EINVAL / OP_ENOTFOUND with a message in err. */
+int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key,
+                const char *value, char *err, size_t errlen);
+/* Whole-config checks (at least one site, required keys). 0 or OP_EINVAL with
+ * messages appended to <errors>. */
+int op_conf_validate(const struct op_conf *conf, struct op_buf *errors);
+void op_conf_free(struct op_conf *conf);
+
+/* Split "HOST:PORT", "[V6]:PORT" or ":PORT" (any address). 0 or OP_EINVAL. */
+int op_conf_split_hostport(const char *s, char **host, uint16_t *port);
+
+#endif

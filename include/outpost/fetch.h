@@ -1,0 +1,78 @@
+/* include/outpost/fetch.h: the origin client: a keep-alive connection pool per
+ * origin and per worker, request sending, response parsing and timeouts.
+ *
+ * Everything here runs on the owning worker's loop. A fetch reports to its
+ * owner through op_fetch_cbs; after on_done or on_error no callback runs
+ * again. The owner frees every fetch with op_fetch_abort(), exactly once, at
+ * any time (also from inside a callback, as its last use of the fetch).
+ * Callbacks are never called from inside op_fetch_start().
+ */
+#ifndef OUTPOST_FETCH_H
+#define OUTPOST_FETCH_H
+
+#include "outpost/core.h"
+#include "outpost/http.h"
+#include "outpost/log.h"
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct op_oconn;
+
+struct op_origin {
+    uv_loop_t *loop;                /* borrowed: the worker's */
+    struct sockaddr_storage addr;
+    const char *name;               /* borrowed: for logs */
+    uint64_t connect_timeout_ms;
+    uint64_t first_byte_timeout_ms;
+    uint64_t between_bytes_timeout_ms;
+    uint32_t idle_max;
+    uint32_t nidle;
+    struct op_oconn *idle;          /* owned: pooled connections (singly linked) */
+    struct op_metrics *metrics;     /* borrowed: the worker's shard */
+    bool closing;
+};
+
+struct op_fetch;
+
+struct op_fetch_cbs {
+    /* The final response head arrived; resp stays valid until on_done/on_error. */
+    void (*on_head)(void *owner, struct op_http_msg *resp);
+    /* Body bytes (borrowed for the call). Return non-zero to abort the fetch. */
+    int (*on_body)(void *owner, const char *p, size_t len);
+    /* The whole response was read. */
+    void (*on_done)(void *owner);
+    /* The fetch failed: err is OP_ECONNECT, OP_ETIMEOUT, OP_EORIGIN or
+     * OP_ECLOSED; got_head tells whether on_head already ran. */
+    void (*on_error)(void *owner, int err, bool got_head);
+    /* The request bytes queued with op_fetch_send were all written. */
+    void (*on_drain)(void *owner);
+};
+
+void op_origin_init(struct op_origin *o, uv_loop_t *loop, const struct sockaddr_storage *addr,
+                    const char *name, struct op_metrics *metrics);
+/* Close the pooled connections; the struct may be freed once the loop has run
+ * their close callbacks. */
+void op_origin_close(struct op_origin *o);
+
+/* Start a request. <head> is the serialized request head (copied). <head_only>:
+ * the request is HEAD, so the response has no body. <retryable>: the request
+ * may be sent again on a fresh connection if a reused one turns out dead before
+ * any response byte (idempotent and bodiless). Returns the fetch or NULL
+ * (OP_ENOMEM). */
+struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen,
+                                bool head_only, bool retryable,
+                                const struct op_fetch_cbs *cbs, void *owner);
+/* Queue request body bytes (copied). 0 or OP_ENOMEM. */
+int op_fetch_send(struct op_fetch *f, const char *p, size_t len);
+/* Bytes queued and not yet written to the origin. */
+size_t op_fetch_pending(const struct op_fetch *f);
+/* Stop / restart reading the response (client backpressure). */
+void op_fetch_pause(struct op_fetch *f);
+void op_fetch_resume(struct op_fetch *f);
+/* Free the fetch; if it is still running its connection is closed and no
+ * callback runs afterwards. */
+void op_fetch_abort(struct op_fetch *f);
+
+#endif

@@ -1,0 +1,178 @@
+/* include/outpost/http.h: HTTP/1.1 message handling: the strict framing gate in
+ * front of llhttp, the llhttp glue for requests and origin responses, the header
+ * table, dates and ranges.
+ *
+ * Nothing here does I/O or keeps global state: every function may be called
+ * from any thread on objects that thread owns.
+ */
+#ifndef OUTPOST_HTTP_H
+#define OUTPOST_HTTP_H
+
+#include "outpost/core.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- header table -----------------------------------------------------------
+ * Fields keep their order and their original spelling; names compare without
+ * case. Names and values live in the table's own byte buffer, so a pointer
+ * returned by the getters is valid until the next add or reset. */
+struct op_hfield {
+    uint32_t name;      /* offset in bytes */
+    uint32_t name_len;  /* 0 marks a removed field */
+    uint32_t value;
+    uint32_t value_len;
+};
+
+struct op_headers {
+    struct op_hfield *f; /* owned */
+    uint32_t n;
+    uint32_t cap;
+    uint32_t max;        /* most fields accepted */
+    struct op_buf bytes; /* owns the text */
+};
+
+void op_headers_init(struct op_headers *h, uint32_t max_fields, size_t max_bytes);
+void op_headers_fini(struct op_headers *h);
+void op_headers_reset(struct op_headers *h);
+/* Returns 0, OP_ETOOBIG (field count or byte limit) or OP_ENOMEM. */
+int op_headers_add(struct op_headers *h, const char *name, size_t nlen, const char *value,
+                   size_t vlen);
+/* llhttp hands names and values over in pieces: start a field, then extend its
+ * last name or value. Same returns as op_headers_add. */
+int op_headers_extend_name(struct op_headers *h, const char *p, size_t len, bool first);
+int op_headers_extend_value(struct op_headers *h, const char *p, size_t len);
+/* Field i's name or value; *len gets the length. i < h->n; removed fields give len 0. */
+const char *op_headers_name(const struct op_headers *h, uint32_t i, size_t *len);
+const char *op_headers_value(const struct op_headers *h, uint32_t i, size_t *len);
+/* Index of the first field named <name> at or after <from>, or -1. */
+int op_headers_find(const struct op_headers *h, const char *name, uint32_t from);
+/* First value of <name> (trimmed of surrounding blanks) or NULL. */
+const char *op_headers_get(const struct op_headers *h, const char *name, size_t *len);
+/* Does any <name> field hold <token> in its comma-separated list (no case)? */
+bool op_headers_has_token(const struct op_headers *h, const char *name, const char *token);
+void op_headers_remove(struct op_headers *h, uint32_t i);
+void op_headers_remove_all(struct op_headers *h, const char *name);
+/* Append "Name: value\r\n" for every field still present. */
+int op_headers_serialize(const struct op_headers *h, struct op_buf *out);
+/* Parse a serialized block ("Name: value\r\n"...) back into <h> (reset first). */
+int op_headers_parse_block(struct op_headers *h, const char *p, size_t len);
+
+/* Remove the hop-by-hop fields (RFC 9110 §7.6.1): Connection and every field it
+ * names, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*. */
+void op_headers_strip_hop_by_hop(struct op_headers *h);
+
+/* Iterate over the comma-separated elements of every <name> field.
+ * Start with *state = 0 (field index << 32 | offset); returns false when done. */
+bool op_headers_next_elem(const struct op_headers *h, const char *name, uint64_t *state,
+                          const char **elem, size_t *elen);
+
+/* ---- the strict framing gate ------------------------------------------------
+ * Runs over the raw bytes of a request head before llhttp sees them, because
+ * llhttp 8.1.0 accepts inputs behind CVE-2023-30589 (bare CR ends the head),
+ * CVE-2024-27982 (obs-fold hides Content-Length) and CVE-2025-23167 ("\r\n\rX").
+ * Rejects: a CR not followed by LF, an LF without its CR, a control character, a
+ * header line starting with SP or HTAB, a version other than HTTP/1.0 and 1.1,
+ * a malformed request line or field, Host missing (1.1) or repeated, an
+ * absolute-form target whose authority differs from Host, differing or
+ * malformed Content-Length, Transfer-Encoding other than one "chunked" (or with
+ * Content-Length, or on 1.0). */
+struct op_http_limits {
+    size_t max_request_line;
+    size_t max_header_size;
+    uint32_t max_headers;
+};
+
+enum op_gate_rc {
+    OP_GATE_MORE = 0,   /* no complete head yet, nothing wrong so far */
+    OP_GATE_HEAD = 1,   /* a valid head of g->head_len bytes (after g->skip) */
+    OP_GATE_REJECT = -1 /* answer g->status and close */
+};
+
+struct op_gate {
+    size_t skip;        /* leading empty lines to drop before the head */
+    size_t head_len;    /* bytes of the head, up to and including CRLFCRLF */
+    int status;         /* 400, 414 or 431 on reject */
+    const char *why;    /* static text for the log */
+};
+
+enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_http_limits *lim,
+                                     struct op_gate *g);
+
+/* ---- parsing with llhttp ----------------------------------------------------
+ * One parser per connection direction. execute() stops (returns OP_EAGAIN) after
+ * the head and after each complete message, so the caller decides what to do
+ * before more bytes are parsed; op_http_parser_resume() continues. Body bytes
+ * are delivered through on_body, borrowed for the duration of the call. */
+enum op_http_method {
+    OP_HTTP_GET, OP_HTTP_HEAD, OP_HTTP_POST, OP_HTTP_PUT, OP_HTTP_DELETE,
+    OP_HTTP_PATCH, OP_HTTP_OPTIONS, OP_HTTP_CONNECT, OP_HTTP_TRACE, OP_HTTP_OTHER
+};
+
+struct op_http_msg {
+    enum op_http_method method;
+    char method_name[24];
+    struct op_buf target;        /* request target as sent */
+    int status;                  /* response status */
+    uint8_t major, minor;
+    struct op_headers headers;
+    bool keep_alive;             /* known after the head */
+    bool chunked;
+    int64_t content_length;      /* -1 if none */
+};
+
+struct op_http_parser;
+typedef int op_http_body_cb(void *arg, const char *p, size_t len);
+
+enum op_http_event { OP_HTTP_EV_NONE, OP_HTTP_EV_HEAD, OP_HTTP_EV_DONE };
+
+struct op_http_parser {
+    uint64_t llhttp[12];         /* llhttp_t (96 bytes), opaque here; a static assert checks */
+    struct op_http_msg *msg;     /* borrowed: filled by the parser */
+    op_http_body_cb *on_body;
+    void *arg;                   /* borrowed: passed to on_body */
+    enum op_http_event event;    /* why execute() last stopped */
+    bool head_only;              /* response to HEAD: no body follows */
+    bool in_name;                /* inside a header name (it may come in pieces) */
+    bool done_pending;           /* HEAD response: DONE follows the HEAD event */
+    bool started;                /* a message began and has not completed */
+    int err_status;
+    const char *err_reason;      /* static text from llhttp, for the log */
+};
+
+void op_http_msg_init(struct op_http_msg *m, uint32_t max_fields, size_t max_bytes);
+void op_http_msg_fini(struct op_http_msg *m);
+void op_http_msg_reset(struct op_http_msg *m);
+
+/* <response>: parse origin responses; else client requests. */
+void op_http_parser_init(struct op_http_parser *hp, bool response, struct op_http_msg *msg,
+                         op_http_body_cb *on_body, void *arg);
+/* Parse <len> bytes; *used gets how many were consumed. Returns 0 when all were
+ * consumed, OP_EAGAIN when it stopped at hp->event (HEAD or DONE), or OP_EPARSE
+ * (and hp->err_reason) on malformed input or when on_body returned non-zero. */
+int op_http_parser_execute(struct op_http_parser *hp, const char *p, size_t len, size_t *used);
+void op_http_parser_resume(struct op_http_parser *hp);
+/* The peer closed: finish a close-delimited body. 0, or OP_EPARSE if the
+ * message was cut short. */
+int op_http_parser_finish(struct op_http_parser *hp);
+/* True once a message was started and not completed. */
+bool op_http_parser_mid_message(const struct op_http_parser *hp);
+
+/* ---- dates (RFC 9110 §5.6.7) --------------------------------------------- */
+/* IMF-fixdate, RFC 850 and asctime forms; 0 or OP_EINVAL. */
+int op_http_date_parse(const char *p, size_t len, int64_t *out);
+/* Write the IMF-fixdate of <t> into out (30 bytes with the NUL). */
+void op_http_date_format(int64_t t, char out[30]);
+
+/* ---- ranges (RFC 9110 §14) ------------------------------------------------- */
+struct op_range {
+    uint64_t first;
+    uint64_t last; /* inclusive */
+};
+/* Parse a Range value against a representation of <size> bytes. Returns the
+ * count of satisfiable ranges (1..max) in <r>, 0 when none is satisfiable (416),
+ * or -1 when the header is to be ignored (malformed, another unit, too many). */
+int op_http_range_parse(const char *p, size_t len, uint64_t size, struct op_range *r,
+                        int max);
+
+#endif

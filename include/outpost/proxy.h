@@ -1,0 +1,51 @@
+/* include/outpost/proxy.h: the per-request state machine: client connection ->
+ * strict gate -> llhttp -> route -> cache lookup -> hit, or origin fetch ->
+ * stream to the client and hand storable responses to the store writer.
+ *
+ * One op_proxy_ctx per worker, used only on that worker's loop thread. Store
+ * completions come back through the worker's mailbox.
+ */
+#ifndef OUTPOST_PROXY_H
+#define OUTPOST_PROXY_H
+
+#include "outpost/conf.h"
+#include "outpost/fetch.h"
+#include "outpost/log.h"
+#include "outpost/store.h"
+
+#include <uv.h>
+
+struct op_client;
+
+struct op_proxy_site {
+    const struct op_conf_site *conf; /* borrowed: lives as long as the config */
+    struct op_origin origin;         /* this worker's pool for the site's origin */
+};
+
+struct op_proxy_ctx {
+    uv_loop_t *loop;                 /* borrowed: the worker's */
+    unsigned worker_id;
+    const struct op_conf *conf;      /* borrowed */
+    struct op_store *store;          /* borrowed */
+    struct op_store_reader *reader;  /* owned by the worker */
+    struct op_proxy_site *sites;     /* owned by the worker: nsites */
+    size_t nsites;
+    struct op_mailbox *mailbox;      /* borrowed: the worker's, for store acks */
+    struct op_metrics metrics;
+    uint64_t next_request_id;
+    uint32_t nclients;
+    struct op_client *clients;       /* borrowed: list of live connections */
+    bool draining;
+    void (*on_drained)(struct op_proxy_ctx *ctx); /* nclients reached 0 while draining */
+};
+
+/* Accept one connection from <listener> (its connection_cb calls this).
+ * Refuses (and counts) beyond max_connections. */
+void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener);
+/* Stop taking new requests: idle connections close now, busy ones after their
+ * response. ctx->on_drained runs when none is left. */
+void op_proxy_drain(struct op_proxy_ctx *ctx);
+/* Close every connection now (the shutdown deadline passed). */
+void op_proxy_close_all(struct op_proxy_ctx *ctx);
+
+#endif

@@ -1,0 +1,85 @@
+/* include/outpost/store.h: the LMDB cache store.
+ *
+ * One environment under the cache dir with four named DBs:
+ *   primaries  hash(primary key)            -> the Vary field names of that URL
+ *   objects    hash(primary) + hash(second) -> one whole response (store_codec.c)
+ *   lru        insertion sequence           -> objects key (eviction order)
+ *   meta       name                         -> format version, byte total, sequence
+ * Every record begins with a magic and a format version. An object is written in
+ * one transaction, so a reader sees it whole or not at all.
+ *
+ * Threads: op_store_open/close on the main thread. Each worker owns one reader
+ * (a reusable MDB_NOTLS read txn, renewed per lookup). Only the writer thread
+ * started by op_store_open opens write transactions; op_store_put and
+ * op_store_invalidate only queue work for it and may be called from any thread.
+ */
+#ifndef OUTPOST_STORE_H
+#define OUTPOST_STORE_H
+
+#include "outpost/cache.h"
+#include "outpost/core.h"
+
+#include <stdint.h>
+
+struct op_store;        /* opaque; one per process */
+struct op_store_reader; /* opaque; one per worker thread */
+
+struct op_store_config {
+    const char *dir;          /* borrowed; created if missing */
+    uint64_t map_size;        /* LMDB map size; the byte budget is 3/4 of it */
+    uint64_t max_object_size; /* bodies above this are refused by op_store_put */
+};
+
+/* Open (or create) the cache and start the writer thread. Clears stale reader
+ * slots left by a killed process. Returns 0 or OP_ESTORE / OP_ENOMEM with the
+ * reason logged once. */
+int op_store_open(const struct op_store_config *cfg, struct op_store **out);
+/* Finish queued writes, stop the writer and close the environment. All readers
+ * must be closed first. */
+void op_store_close(struct op_store *s);
+
+int op_store_reader_open(struct op_store *s, struct op_store_reader **out);
+void op_store_reader_close(struct op_store_reader *r);
+
+/* A stored object. The pointers are loans from the reader's transaction: valid
+ * until op_store_reader_end(), never after. */
+struct op_store_obj {
+    struct op_cache_meta meta;
+    const char *headers;     /* serialized "Name: value\r\n" block */
+    size_t headers_len;
+    const char *body;
+    uint64_t body_len;
+};
+
+/* Look up <primary> for a request with headers <req> (Vary is resolved here).
+ * Returns 0 with *obj filled, OP_ENOTFOUND, or OP_ESTORE. Whatever it returns,
+ * the caller calls op_store_reader_end() when done with *obj. */
+int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
+                    const struct op_headers *req, struct op_store_obj *obj);
+void op_store_reader_end(struct op_store_reader *r);
+
+/* Queue an object for storing. Everything is copied; the caller keeps its
+ * buffers. <vary> are the response's Vary names (op_cache_vary_names) and
+ * <req> the request headers that select the variant. Returns 0, OP_ETOOBIG
+ * (body over max_object_size) or OP_ENOMEM. */
+int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
+                 size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,
+                 const char *headers, size_t hlen, const char *body, uint64_t blen);
+
+/* Queue removal of every variant of <primary>. When it is committed, <done> is
+ * posted to <reply> (both may be NULL). <done> stays the caller's. */
+int op_store_invalidate(struct op_store *s, const char *primary, size_t plen,
+                        struct op_mailbox *reply, struct op_msg *done);
+
+struct op_store_stats {
+    uint64_t objects;
+    uint64_t bytes;
+    uint64_t budget;
+    uint64_t evictions;
+    uint64_t commits;
+    uint64_t put_failures;
+};
+/* A snapshot (any thread; the writer updates these under its lock). */
+void op_store_stats(struct op_store *s, struct op_store_stats *out);
+
+#endif

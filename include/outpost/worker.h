@@ -1,0 +1,36 @@
+/* include/outpost/worker.h: one worker thread = one uv loop, its own
+ * SO_REUSEPORT listener, its own origin pools, store reader and metric shard.
+ *
+ * create/start/stop/join are called on the main thread; everything else a
+ * worker does happens on its own thread. The main thread reaches a running
+ * worker only through its mailbox.
+ */
+#ifndef OUTPOST_WORKER_H
+#define OUTPOST_WORKER_H
+
+#include "outpost/conf.h"
+#include "outpost/log.h"
+#include "outpost/store.h"
+
+#include <sys/socket.h>
+
+struct op_worker; /* opaque */
+
+/* Make the worker and its listening socket (so a busy port fails here, on
+ * the main thread). <origins> has one resolved address per conf site. Returns
+ * 0, OP_EADDRINUSE, OP_EIO or OP_ENOMEM. <conf>, <store> and <origins> are
+ * borrowed and must outlive the worker. */
+int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
+                     const struct sockaddr_storage *listen_addr,
+                     const struct sockaddr_storage *origins, struct op_worker **out);
+/* Start its thread. 0 or OP_ENOMEM. */
+int op_worker_start(struct op_worker *w);
+/* Ask it to stop: it closes its listener, finishes in-flight responses up to
+ * shutdown_timeout, then its loop ends. Returns at once. */
+void op_worker_stop(struct op_worker *w);
+/* Wait for the thread and free the worker. */
+void op_worker_join(struct op_worker *w);
+/* Add the worker's counters to <sum> (a racy but untorn read). */
+void op_worker_add_metrics(const struct op_worker *w, struct op_metrics *sum);
+
+#endif

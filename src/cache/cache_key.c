@@ -1,0 +1,94 @@
+/* Cache keys: the primary key (RFC 9111 §2) and the Vary secondary key (§4.1). */
+#include "outpost/cache.h"
+
+#include <ctype.h>
+#include <string.h>
+
+int op_cache_key_primary(const char *host, size_t hlen, const char *target, size_t tlen,
+                         struct op_buf *out)
+{
+    /* absolute-form: keep only the path and query; the gate checked the authority */
+    if (tlen > 0 && target[0] != '/') {
+        const char *scheme_end = memchr(target, ':', tlen);
+        if (scheme_end != NULL && (size_t)(scheme_end - target) + 3 <= tlen) {
+            const char *auth = scheme_end + 3;
+            const char *path = memchr(auth, '/', tlen - (size_t)(auth - target));
+            if (path == NULL) {
+                target = "/";
+                tlen = 1;
+            } else {
+                tlen -= (size_t)(path - target);
+                target = path;
+            }
+        }
+    }
+    if (hlen > 3 && memcmp(host + hlen - 3, ":80", 3) == 0)
+        hlen -= 3;
+    int rc = op_buf_append(out, "http://", 7);
+    for (size_t i = 0; i < hlen && rc == 0; i++) {
+        char c = (char)tolower((unsigned char)host[i]);
+        rc = op_buf_append(out, &c, 1);
+    }
+    const char *hash = memchr(target, '#', tlen);
+    if (hash != NULL)
+        tlen = (size_t)(hash - target);
+    if (rc == 0)
+        rc = op_buf_append(out, target, tlen);
+    return rc;
+}
+
+bool op_cache_vary_names(const struct op_headers *resp, struct op_buf *out)
+{
+    uint64_t st = 0;
+    const char *e;
+    size_t elen;
+    while (op_headers_next_elem(resp, "vary", &st, &e, &elen)) {
+        if (elen == 1 && e[0] == '*')
+            return false;
+        if (out->len > 0 && op_buf_append(out, ",", 1) != 0)
+            return false;
+        for (size_t i = 0; i < elen; i++) {
+            char c = (char)tolower((unsigned char)e[i]);
+            if (op_buf_append(out, &c, 1) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+int op_cache_key_secondary(const char *names, size_t nlen, const struct op_headers *req,
+                           struct op_buf *out)
+{
+    size_t i = 0;
+    while (i < nlen) {
+        const char *comma = memchr(names + i, ',', nlen - i);
+        size_t end = comma ? (size_t)(comma - names) : nlen;
+        char name[128];
+        size_t len = end - i;
+        if (len == 0 || len >= sizeof(name)) {
+            i = end + 1;
+            continue;
+        }
+        memcpy(name, names + i, len);
+        name[len] = '\0';
+        int rc = op_buf_appendf(out, "%s=", name);
+        /* combine the field lines, each element trimmed, joined by ", " (§4.1) */
+        uint64_t st = 0;
+        const char *e;
+        size_t elen;
+        bool first = true;
+        while (rc == 0 && op_headers_next_elem(req, name, &st, &e, &elen)) {
+            if (!first)
+                rc = op_buf_append(out, ", ", 2);
+            if (rc == 0)
+                rc = op_buf_append(out, e, elen);
+            first = false;
+        }
+        if (rc == 0)
+            rc = op_buf_append(out, "\n", 1);
+        if (rc != 0)
+            return rc;
+        i = end + 1;
+    }
+    return 0;
+}

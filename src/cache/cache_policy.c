@@ -1,0 +1,258 @@
+/* RFC 9111 storing, freshness, age, reuse and conditional evaluation for a
+ * shared cache. */
+#include "outpost/cache.h"
+
+#include <string.h>
+
+#define HEURISTIC_MAX (24 * 3600) /* cap on Last-Modified heuristics */
+
+/* RFC 9110 §15.1 and RFC 9111 §4.2.2: statuses cacheable by default. */
+static bool heuristically_cacheable(int status)
+{
+    switch (status) {
+    case 200: case 203: case 204: case 206: case 300: case 301: case 308:
+    case 404: case 405: case 410: case 414: case 501:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_date(const struct op_headers *h, const char *name, int64_t *t)
+{
+    size_t len;
+    const char *v = op_headers_get(h, name, &len);
+    return v != NULL && op_http_date_parse(v, len, t) == 0;
+}
+
+/* The Age field (§5.1): the first value, when it is a non-negative integer. */
+static int64_t age_value(const struct op_headers *h)
+{
+    size_t len;
+    const char *v = op_headers_get(h, "age", &len);
+    uint64_t n;
+    if (v == NULL || op_parse_u64(v, len, &n) != 0)
+        return 0;
+    return n > 2147483648u ? 2147483648 : (int64_t)n;
+}
+
+/* The directives in force for this cache: CDN-Cache-Control, when the origin
+ * sent it, replaces Cache-Control (RFC 9213 §2.1). */
+static void response_cc(const struct op_headers *resp, struct op_cc *cc)
+{
+    struct op_cc cdn;
+    if (op_cache_cc_parse(resp, "cdn-cache-control", &cdn)) {
+        *cc = cdn;
+        return;
+    }
+    op_cache_cc_parse(resp, "cache-control", cc);
+}
+
+/* Freshness lifetime (§4.2.1); *explicit tells whether the origin gave one. */
+static int64_t freshness_lifetime(const struct op_cache_exchange *x, const struct op_cc *cc,
+                                  int64_t date, bool *explicit, bool *heuristic)
+{
+    *explicit = true;
+    *heuristic = false;
+    if (cc->flags & OP_CC_S_MAXAGE)
+        return cc->s_maxage;
+    if (cc->flags & OP_CC_MAX_AGE)
+        return cc->max_age;
+    if (op_headers_find(x->resp, "expires", 0) >= 0) {
+        int64_t expires;
+        if (!get_date(x->resp, "expires", &expires))
+            return 0; /* an invalid Expires means already expired (§5.3) */
+        return expires > date ? expires - date : 0;
+    }
+    *explicit = false;
+    int64_t lm;
+    if (heuristically_cacheable(x->status) && get_date(x->resp, "last-modified", &lm) &&
+        lm < date) {
+        *heuristic = true;
+        int64_t h = (date - lm) / 10;
+        return h > HEURISTIC_MAX ? HEURISTIC_MAX : h;
+    }
+    return 0;
+}
+
+const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache_meta *m)
+{
+    struct op_cc cc, req_cc;
+    response_cc(x->resp, &cc);
+    op_cache_cc_parse(x->req, "cache-control", &req_cc);
+
+    int64_t date;
+    if (!get_date(x->resp, "date", &date))
+        date = x->response_time;
+
+    /* §4.2.3 */
+    int64_t apparent_age = x->response_time - date;
+    if (apparent_age < 0)
+        apparent_age = 0;
+    int64_t corrected_age_value = age_value(x->resp) + (x->response_time - x->request_time);
+    memset(m, 0, sizeof(*m));
+    m->request_time = x->request_time;
+    m->response_time = x->response_time;
+    m->corrected_initial_age =
+        apparent_age > corrected_age_value ? apparent_age : corrected_age_value;
+    m->status = (uint16_t)x->status;
+    m->swr = (cc.flags & OP_CC_SWR) ? cc.swr : -1;
+    m->sie = (cc.flags & OP_CC_SIE) ? cc.sie : -1;
+
+    bool explicit, heuristic;
+    m->freshness_lifetime = freshness_lifetime(x, &cc, date, &explicit, &heuristic);
+    if (heuristic)
+        m->flags |= OP_META_HEURISTIC;
+    if (cc.flags & (OP_CC_MUST_REVALIDATE | OP_CC_PROXY_REVALIDATE | OP_CC_S_MAXAGE))
+        m->flags |= OP_META_MUST_REVALIDATE; /* §4.2.4, §5.2.2.10 */
+    if (cc.flags & OP_CC_NO_CACHE)
+        m->flags |= OP_META_NO_CACHE;
+
+    /* §3 */
+    if (x->method != OP_HTTP_GET)
+        return "method";
+    if (x->status < 200 || x->status == 206 || x->status == 304)
+        return "status";
+    if ((cc.flags & OP_CC_NO_STORE) || (req_cc.flags & OP_CC_NO_STORE))
+        return "no-store";
+    if (cc.flags & OP_CC_PRIVATE)
+        return "private";
+    bool shared_ok = (cc.flags & (OP_CC_PUBLIC | OP_CC_S_MAXAGE | OP_CC_MUST_REVALIDATE)) != 0;
+    if (op_headers_find(x->req, "authorization", 0) >= 0 && !shared_ok)
+        return "authorization"; /* §3.5 */
+    if (op_headers_find(x->resp, "set-cookie", 0) >= 0 &&
+        !(cc.flags & (OP_CC_PUBLIC | OP_CC_S_MAXAGE)))
+        return "set-cookie"; /* one user's cookie is never served to another */
+    struct op_buf vary;
+    op_buf_init(&vary, 4096);
+    bool vary_ok = op_cache_vary_names(x->resp, &vary);
+    op_buf_fini(&vary);
+    if (!vary_ok)
+        return "vary";
+    bool validators = op_headers_find(x->resp, "etag", 0) >= 0 ||
+                      op_headers_find(x->resp, "last-modified", 0) >= 0;
+    if (explicit || (cc.flags & OP_CC_PUBLIC) || heuristic)
+        return NULL;
+    if (heuristically_cacheable(x->status) && validators)
+        return NULL; /* stored stale: it can be revalidated cheaply */
+    return "no freshness";
+}
+
+int64_t op_cache_age(const struct op_cache_meta *m, int64_t now)
+{
+    int64_t resident = now - m->response_time;
+    return m->corrected_initial_age + (resident > 0 ? resident : 0);
+}
+
+enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m,
+                                        const struct op_headers *req, int64_t now,
+                                        int64_t *age_out, int64_t *ttl_out)
+{
+    struct op_cc cc;
+    bool has_cc = op_cache_cc_parse(req, "cache-control", &cc);
+    int64_t age = op_cache_age(m, now);
+    int64_t ttl = m->freshness_lifetime - age;
+    *age_out = age;
+    *ttl_out = ttl;
+
+    /* §5.4: Pragma: no-cache counts only without Cache-Control */
+    if (!has_cc && op_headers_has_token(req, "pragma", "no-cache"))
+        cc.flags |= OP_CC_NO_CACHE;
+    if ((cc.flags & OP_CC_NO_CACHE) || (m->flags & OP_META_NO_CACHE))
+        return OP_CACHE_VALIDATE;
+    if ((cc.flags & OP_CC_MAX_AGE) && age > cc.max_age)
+        return OP_CACHE_VALIDATE;
+    int64_t need = (cc.flags & OP_CC_MIN_FRESH) ? cc.min_fresh : 0;
+    if (ttl > need)
+        return OP_CACHE_FRESH;
+    if ((cc.flags & OP_CC_MAX_STALE) && !(m->flags & OP_META_MUST_REVALIDATE) &&
+        -ttl <= cc.max_stale && !(cc.flags & OP_CC_MIN_FRESH))
+        return OP_CACHE_STALE_OK;
+    return OP_CACHE_VALIDATE;
+}
+
+/* Weak comparison of entity tags (RFC 9110 §8.8.3.2). */
+static bool etag_weak_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen >= 2 && a[0] == 'W' && a[1] == '/') {
+        a += 2;
+        alen -= 2;
+    }
+    if (blen >= 2 && b[0] == 'W' && b[1] == '/') {
+        b += 2;
+        blen -= 2;
+    }
+    return alen == blen && alen >= 2 && a[0] == '"' && memcmp(a, b, alen) == 0;
+}
+
+bool op_cache_not_modified(const struct op_headers *req, const struct op_headers *stored,
+                           const struct op_cache_meta *m)
+{
+    if (op_headers_find(req, "if-none-match", 0) >= 0) {
+        size_t tlen;
+        const char *tag = op_headers_get(stored, "etag", &tlen);
+        uint64_t st = 0;
+        const char *e;
+        size_t elen;
+        while (op_headers_next_elem(req, "if-none-match", &st, &e, &elen)) {
+            if ((elen == 1 && e[0] == '*') || (tag && etag_weak_eq(e, elen, tag, tlen)))
+                return true;
+        }
+        return false; /* If-Modified-Since is ignored when If-None-Match is present */
+    }
+    size_t len;
+    const char *ims = op_headers_get(req, "if-modified-since", &len);
+    int64_t since, modified;
+    if (ims == NULL || op_http_date_parse(ims, len, &since) != 0)
+        return false;
+    if (!get_date(stored, "last-modified", &modified) && !get_date(stored, "date", &modified))
+        modified = m->response_time;
+    return modified <= since;
+}
+
+int op_cache_freshen_headers(struct op_headers *stored, const struct op_headers *fresh)
+{
+    /* RFC 9111 §3.2: these describe the stored body, not the 304 */
+    static const char *const keep[] = {"content-length", "content-encoding",
+                                       "transfer-encoding", "content-range", NULL};
+    struct op_headers out;
+    op_headers_init(&out, stored->max, stored->bytes.max);
+    int rc = 0;
+    for (uint32_t i = 0; i < stored->n && rc == 0; i++) {
+        size_t nlen, vlen;
+        const char *n = op_headers_name(stored, i, &nlen);
+        if (nlen == 0)
+            continue;
+        char name[128];
+        bool replaced = false;
+        if (nlen < sizeof(name)) {
+            memcpy(name, n, nlen);
+            name[nlen] = '\0';
+            replaced = op_headers_find(fresh, name, 0) >= 0;
+            for (size_t k = 0; keep[k] != NULL; k++)
+                replaced &= !op_streq_nocase(n, nlen, keep[k]);
+        }
+        if (!replaced) {
+            const char *v = op_headers_value(stored, i, &vlen);
+            rc = op_headers_add(&out, n, nlen, v, vlen);
+        }
+    }
+    for (uint32_t i = 0; i < fresh->n && rc == 0; i++) {
+        size_t nlen, vlen;
+        const char *n = op_headers_name(fresh, i, &nlen);
+        bool skip = nlen == 0;
+        for (size_t k = 0; keep[k] != NULL; k++)
+            skip |= op_streq_nocase(n, nlen, keep[k]);
+        if (!skip) {
+            const char *v = op_headers_value(fresh, i, &vlen);
+            rc = op_headers_add(&out, n, nlen, v, vlen);
+        }
+    }
+    if (rc == 0) {
+        op_headers_fini(stored);
+        *stored = out;
+    } else {
+        op_headers_fini(&out);
+    }
+    return rc;
+}

@@ -1,0 +1,331 @@
+/* The config key tables and the typed setter they drive. */
+#include "outpost/conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TOP(f) offsetof(struct op_conf, f)
+#define SITE(f) offsetof(struct op_conf_site, f)
+
+const struct op_conf_key op_conf_top_keys[] = {
+    {"listen", OP_CONF_ADDR, TOP(listen), "127.0.0.1:8080", NULL, NULL, false,
+     "address the node accepts HTTP on, HOST:PORT or [V6]:PORT"},
+    {"workers", OP_CONF_INT, TOP(workers), "0", "0", "256", false,
+     "worker threads, each with its own event loop and listener; 0 = online CPUs"},
+    {"cache_dir", OP_CONF_STRING, TOP(cache_dir), "/var/cache/outpost", NULL, NULL, false,
+     "directory holding the LMDB cache (created if missing)"},
+    {"cache_size", OP_CONF_SIZE, TOP(cache_size), "1g", "1m", "1024g", false,
+     "size of the cache map; objects are evicted before it fills"},
+    {"max_object_size", OP_CONF_SIZE, TOP(max_object_size), "16m", "1k", "1g", false,
+     "largest response body stored; larger ones are streamed and not stored"},
+    {"admin_socket", OP_CONF_STRING, TOP(admin_socket), "", NULL, NULL, false,
+     "path of the admin Unix socket; empty = no admin socket"},
+    {"cache_name", OP_CONF_STRING, TOP(cache_name), "outpost", NULL, NULL, false,
+     "cache identifier used in the Cache-Status response header"},
+    {"log_level", OP_CONF_STRING, TOP(log_level), "info", NULL, NULL, false,
+     "error log level: error, warn, info or debug"},
+    {"max_request_line", OP_CONF_SIZE, TOP(max_request_line), "8k", "256", "64k", false,
+     "longest request line accepted; longer gets 414"},
+    {"max_header_size", OP_CONF_SIZE, TOP(max_header_size), "32k", "1k", "1m", false,
+     "largest request head (line plus headers) accepted; larger gets 431"},
+    {"max_headers", OP_CONF_INT, TOP(max_headers), "100", "8", "1000", false,
+     "most request header fields accepted; more gets 431"},
+    {"max_body_size", OP_CONF_SIZE, TOP(max_body_size), "64m", "0", "64g", false,
+     "largest request body accepted; larger gets 413"},
+    {"max_connections", OP_CONF_INT, TOP(max_connections), "4096", "1", "1000000", false,
+     "client connections per worker; more are refused and counted"},
+    {"header_timeout", OP_CONF_DURATION, TOP(header_timeout_ms), "10s", "100ms", "10m", false,
+     "time allowed to receive a whole request head"},
+    {"body_timeout", OP_CONF_DURATION, TOP(body_timeout_ms), "30s", "100ms", "1h", false,
+     "time allowed between two reads of a request body"},
+    {"idle_timeout", OP_CONF_DURATION, TOP(idle_timeout_ms), "60s", "100ms", "1h", false,
+     "how long an idle keep-alive client connection is kept"},
+    {"send_timeout", OP_CONF_DURATION, TOP(send_timeout_ms), "60s", "100ms", "1h", false,
+     "time allowed for a client to accept response bytes before it is dropped"},
+    {"shutdown_timeout", OP_CONF_DURATION, TOP(shutdown_timeout_ms), "10s", "0ms", "10m", false,
+     "on SIGTERM, how long in-flight responses may take before the node exits"},
+    {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
+};
+
+const struct op_conf_key op_conf_site_keys[] = {
+    {"host", OP_CONF_STRING, SITE(host), "*", NULL, NULL, false,
+     "Host header this site answers; \"*\" matches any host"},
+    {"origin", OP_CONF_URL, SITE(origin), NULL, NULL, NULL, true,
+     "origin base URL, http://HOST[:PORT]"},
+    {"host_header", OP_CONF_STRING, SITE(host_header), "", NULL, NULL, false,
+     "Host sent to the origin; empty passes the client's Host through"},
+    {"connect_timeout", OP_CONF_DURATION, SITE(connect_timeout_ms), "2s", "50ms", "60s", false,
+     "time allowed to open a connection to the origin"},
+    {"first_byte_timeout", OP_CONF_DURATION, SITE(first_byte_timeout_ms), "30s", "50ms", "10m",
+     false, "time allowed for the origin's response head after the request was sent"},
+    {"between_bytes_timeout", OP_CONF_DURATION, SITE(between_bytes_timeout_ms), "30s", "50ms",
+     "10m", false, "time allowed between two reads of an origin response"},
+    {"origin_idle_max", OP_CONF_INT, SITE(origin_idle_max), "64", "0", "10000", false,
+     "idle keep-alive origin connections kept per worker"},
+    {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
+};
+
+int op_conf_split_hostport(const char *s, char **host, uint16_t *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':')
+            return OP_EINVAL;
+        h = s + 1;
+        hlen = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return OP_EINVAL;
+        hlen = (size_t)(colon - s);
+    }
+    uint64_t p;
+    if (op_parse_u64(colon + 1, strlen(colon + 1), &p) != 0 || p == 0 || p > 65535)
+        return OP_EINVAL;
+    if (hlen == 0 || (hlen == 1 && h[0] == '*')) {
+        h = "0.0.0.0";
+        hlen = 7;
+    }
+    *host = strndup(h, hlen);
+    if (*host == NULL)
+        return OP_ENOMEM;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int parse_url(struct op_conf_site *site, const char *v, char *err, size_t errlen)
+{
+    static const char http[] = "http://";
+    if (strncmp(v, "https://", 8) == 0) {
+        snprintf(err, errlen, "https origins are not supported yet; use http://");
+        return OP_EINVAL;
+    }
+    if (strncmp(v, http, sizeof(http) - 1) != 0) {
+        snprintf(err, errlen, "expected http://HOST[:PORT], got \"%s\"", v);
+        return OP_EINVAL;
+    }
+    char *auth = strdup(v + sizeof(http) - 1);
+    if (auth == NULL)
+        return OP_ENOMEM;
+    size_t alen = strlen(auth);
+    if (alen > 0 && auth[alen - 1] == '/')
+        auth[--alen] = '\0';
+    if (alen == 0 || strpbrk(auth, "/?#@ ") != NULL) {
+        snprintf(err, errlen, "expected http://HOST[:PORT] without a path, got \"%s\"", v);
+        free(auth);
+        return OP_EINVAL;
+    }
+    int rc;
+    char *with_port = NULL;
+    if (auth[alen - 1] == ']' || strrchr(auth, ':') == NULL) {
+        size_t n = alen + 4;
+        with_port = malloc(n);
+        if (with_port == NULL) {
+            free(auth);
+            return OP_ENOMEM;
+        }
+        snprintf(with_port, n, "%s:80", auth);
+    }
+    free(site->origin_host);
+    site->origin_host = NULL;
+    rc = op_conf_split_hostport(with_port ? with_port : auth, &site->origin_host,
+                                &site->origin_port);
+    if (rc != 0)
+        snprintf(err, errlen, "bad host or port in origin \"%s\"", v);
+    free(with_port);
+    free(auth);
+    return rc;
+}
+
+static int check_bounds(const struct op_conf_key *k, uint64_t v, char *err, size_t errlen)
+{
+    int (*parse)(const char *, uint64_t *) =
+        k->type == OP_CONF_DURATION ? op_parse_duration_ms : op_parse_size;
+    uint64_t lim;
+    if (k->min != NULL && parse(k->min, &lim) == 0 && v < lim) {
+        snprintf(err, errlen, "must be at least %s", k->min);
+        return OP_EINVAL;
+    }
+    if (k->max != NULL && parse(k->max, &lim) == 0 && v > lim) {
+        snprintf(err, errlen, "must be at most %s", k->max);
+        return OP_EINVAL;
+    }
+    return 0;
+}
+
+static const struct op_conf_key *find_key(const struct op_conf_key *table, const char *name)
+{
+    for (; table->name != NULL; table++)
+        if (strcmp(table->name, name) == 0)
+            return table;
+    return NULL;
+}
+
+static int set_key(void *base, struct op_conf_site *site, const struct op_conf_key *k,
+                   const char *value, char *err, size_t errlen)
+{
+    char *field = (char *)base + k->off;
+    uint64_t num;
+    int rc;
+
+    switch (k->type) {
+    case OP_CONF_SIZE:
+    case OP_CONF_INT:
+        if (op_parse_size(value, &num) != 0 ||
+            (k->type == OP_CONF_INT && op_parse_u64(value, strlen(value), &num) != 0)) {
+            snprintf(err, errlen, "expected %s, got \"%s\"",
+                     k->type == OP_CONF_INT ? "a whole number" : "a size like 64k, 1m, 2g",
+                     value);
+            return OP_EINVAL;
+        }
+        if ((rc = check_bounds(k, num, err, errlen)) != 0)
+            return rc;
+        *(uint64_t *)(void *)field = num;
+        return 0;
+    case OP_CONF_DURATION:
+        if (op_parse_duration_ms(value, &num) != 0) {
+            snprintf(err, errlen, "expected a duration like 500ms, 2s, 5m, 1h, 7d, got \"%s\"",
+                     value);
+            return OP_EINVAL;
+        }
+        if ((rc = check_bounds(k, num, err, errlen)) != 0)
+            return rc;
+        *(uint64_t *)(void *)field = num;
+        return 0;
+    case OP_CONF_ADDR: {
+        struct op_conf *conf = base;
+        char *host = NULL;
+        uint16_t port;
+        if (op_conf_split_hostport(value, &host, &port) != 0) {
+            snprintf(err, errlen, "expected HOST:PORT, got \"%s\"", value);
+            return OP_EINVAL;
+        }
+        free(conf->listen_host);
+        conf->listen_host = host;
+        conf->listen_port = port;
+        break;
+    }
+    case OP_CONF_URL:
+        if ((rc = parse_url(site, value, err, errlen)) != 0)
+            return rc;
+        break;
+    case OP_CONF_STRING:
+        break;
+    }
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return OP_ENOMEM;
+    free(*(char **)(void *)field);
+    *(char **)(void *)field = copy;
+    return 0;
+}
+
+int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key,
+                const char *value, char *err, size_t errlen)
+{
+    const struct op_conf_key *k = find_key(site ? op_conf_site_keys : op_conf_top_keys, key);
+    if (k == NULL) {
+        snprintf(err, errlen, "unknown key");
+        return OP_ENOTFOUND;
+    }
+    return set_key(site ? (void *)site : (void *)conf, site, k, value, err, errlen);
+}
+
+static void apply_defaults(void *base, struct op_conf_site *site,
+                           const struct op_conf_key *table)
+{
+    char err[256];
+    for (const struct op_conf_key *k = table; k->name != NULL; k++)
+        if (k->def != NULL)
+            OP_ASSERT(set_key(base, site, k, k->def, err, sizeof(err)) == 0);
+}
+
+struct op_conf *op_conf_new_default(void)
+{
+    struct op_conf *conf = calloc(1, sizeof(*conf));
+    if (conf == NULL)
+        return NULL;
+    apply_defaults(conf, NULL, op_conf_top_keys);
+    conf->path = strdup("command line");
+    return conf;
+}
+
+struct op_conf_site *op_conf_add_site(struct op_conf *conf)
+{
+    struct op_conf_site *s = realloc(conf->sites, (conf->nsites + 1) * sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    conf->sites = s;
+    struct op_conf_site *site = &s[conf->nsites++];
+    memset(site, 0, sizeof(*site));
+    apply_defaults(site, site, op_conf_site_keys);
+    return site;
+}
+
+int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
+{
+    int rc = 0;
+    if (conf->nsites == 0) {
+        op_buf_appendf(errors, "%s: sites: at least one site is required\n", conf->path);
+        rc = OP_EINVAL;
+    }
+    for (size_t i = 0; i < conf->nsites; i++) {
+        if (conf->sites[i].origin == NULL) {
+            op_buf_appendf(errors, "%s: sites[%zu]: origin: required key is missing\n",
+                           conf->path, i);
+            rc = OP_EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcasecmp(conf->sites[i].host, conf->sites[j].host) == 0) {
+                op_buf_appendf(errors, "%s: sites[%zu]: host: \"%s\" is already used by "
+                               "sites[%zu]\n", conf->path, i, conf->sites[i].host, j);
+                rc = OP_EINVAL;
+            }
+        }
+    }
+    if (conf->max_request_line > conf->max_header_size) {
+        op_buf_appendf(errors, "%s: max_request_line: must not exceed max_header_size\n",
+                       conf->path);
+        rc = OP_EINVAL;
+    }
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    bool level_ok = false;
+    for (size_t i = 0; i < 4; i++)
+        level_ok |= strcmp(conf->log_level, levels[i]) == 0;
+    if (!level_ok) {
+        op_buf_appendf(errors, "%s: log_level: expected error, warn, info or debug\n",
+                       conf->path);
+        rc = OP_EINVAL;
+    }
+    return rc;
+}
+
+static void free_fields(void *base, const struct op_conf_key *table)
+{
+    for (const struct op_conf_key *k = table; k->name != NULL; k++) {
+        if (k->type == OP_CONF_STRING || k->type == OP_CONF_ADDR || k->type == OP_CONF_URL)
+            free(*(char **)(void *)((char *)base + k->off));
+    }
+}
+
+void op_conf_free(struct op_conf *conf)
+{
+    if (conf == NULL)
+        return;
+    for (size_t i = 0; i < conf->nsites; i++) {
+        free_fields(&conf->sites[i], op_conf_site_keys);
+        free(conf->sites[i].origin_host);
+    }
+    free(conf->sites);
+    free_fields(conf, op_conf_top_keys);
+    free(conf->listen_host);
+    free(conf->path);
+    free(conf);
+}

@@ -1,0 +1,526 @@
+/* The origin client. A fetch (one request, owned by its caller) runs on a
+ * connection (pooled, owned by the origin while idle). Keeping them apart lets
+ * a request that met a dead pooled connection move to a fresh one. */
+#include "outpost/fetch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FETCH_MAGIC 0x46455443u
+#define OCONN_MAGIC 0x4f434f4eu
+#define READ_MAX (64 * 1024)      /* response head limit and read chunk */
+
+#define OCONN_STATES(X)                                                        \
+    X(CONNECTING, "connecting")                                                \
+    X(SEND, "send-req")                                                        \
+    X(READ_HEAD, "read-head")                                                  \
+    X(READ_BODY, "read-body")                                                  \
+    X(IDLE, "idle-pooled")                                                     \
+    X(CLOSING, "closing")
+
+enum oconn_state {
+#define X(name, str) OC_##name,
+    OCONN_STATES(X)
+#undef X
+};
+
+static const char *const oconn_state_name[] = {
+#define X(name, str) str,
+    OCONN_STATES(X)
+#undef X
+};
+
+struct op_oconn {
+    unsigned magic;
+    struct op_oconn *next_idle;     /* borrowed: pool list link */
+    struct op_origin *origin;    /* borrowed */
+    struct op_fetch *fetch;      /* borrowed: the request on it, NULL while idle */
+    enum oconn_state state;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct op_http_parser parser;
+    struct op_http_msg resp;
+    struct op_buf in;
+    struct op_buf writing;       /* bytes handed to uv_write, pinned until its callback */
+    bool write_active;
+    bool reused;
+    int busy;                    /* inside a parse loop: closing is deferred */
+    bool close_pending;
+    int pending_closes;
+};
+
+struct op_fetch {
+    unsigned magic;
+    struct op_origin *origin;    /* borrowed */
+    struct op_oconn *conn;          /* borrowed: owned by its own close path */
+    const struct op_fetch_cbs *cbs;
+    void *owner;                 /* borrowed */
+    struct op_buf head;          /* owned: kept for one retry */
+    struct op_buf out;           /* owned: request bytes not yet written */
+    bool head_only, retryable, retried, got_head, got_byte, paused;
+};
+
+static void conn_close(struct op_oconn *c);
+static void conn_flush(struct op_oconn *c);
+static void fetch_fail(struct op_fetch *f, int err);
+static void attach(struct op_fetch *f, struct op_oconn *c);
+static struct op_oconn *conn_new(struct op_origin *o);
+
+static void conn_set_state(struct op_oconn *c, enum oconn_state next, uint64_t timeout_ms);
+
+static void on_timer(uv_timer_t *t)
+{
+    struct op_oconn *c = t->data;
+    OP_CHECK_OBJ(c, OCONN_MAGIC);
+    if (c->state == OC_IDLE) {
+        conn_close(c); /* idle too long */
+        return;
+    }
+    op_log_debug("fetch", "origin %s: timeout in %s", c->origin->name,
+                 oconn_state_name[c->state]);
+    struct op_fetch *f = c->fetch;
+    conn_close(c);
+    if (f != NULL)
+        fetch_fail(f, OP_ETIMEOUT);
+}
+
+/* One state, one deadline: every transition re-arms the connection's timer. */
+static void conn_set_state(struct op_oconn *c, enum oconn_state next, uint64_t timeout_ms)
+{
+    op_log_debug("fetch", "origin %s: %s -> %s", c->origin->name, oconn_state_name[c->state],
+                 oconn_state_name[next]);
+    c->state = next;
+    uv_timer_stop(&c->timer);
+    if (timeout_ms > 0)
+        uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct op_oconn *c = h->data;
+    if (--c->pending_closes > 0)
+        return;
+    op_http_msg_fini(&c->resp);
+    op_buf_fini(&c->in);
+    op_buf_fini(&c->writing);
+    c->magic = 0;
+    free(c);
+}
+
+static void pool_remove(struct op_origin *o, struct op_oconn *c)
+{
+    for (struct op_oconn **pp = &o->idle; *pp != NULL;) {
+        if (*pp == c) {
+            *pp = c->next_idle;
+            o->nidle--;
+            return;
+        }
+        pp = &(*pp)->next_idle;
+    }
+}
+
+static void close_handles(struct op_oconn *c)
+{
+    c->pending_closes = 2;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void conn_close(struct op_oconn *c)
+{
+    if (c->state == OC_CLOSING)
+        return;
+    if (c->state == OC_IDLE)
+        pool_remove(c->origin, c);
+    if (c->fetch != NULL)
+        c->fetch->conn = NULL;
+    conn_set_state(c, OC_CLOSING, 0);
+    if (c->busy) {
+        c->close_pending = true; /* the parse loop on the stack finishes first */
+        return;
+    }
+    close_handles(c);
+}
+
+static void conn_release(struct op_oconn *c, bool reusable)
+{
+    struct op_origin *o = c->origin;
+    c->fetch = NULL;
+    if (!reusable || o->closing || o->nidle >= o->idle_max || c->write_active) {
+        conn_close(c);
+        return;
+    }
+    conn_set_state(c, OC_IDLE, 30000);
+    c->reused = true;
+    c->next_idle = o->idle;
+    o->idle = c;
+    o->nidle++;
+}
+
+static void fetch_fail(struct op_fetch *f, int err)
+{
+    if (f->conn != NULL) {
+        f->conn->fetch = NULL;
+        conn_close(f->conn);
+        f->conn = NULL;
+    }
+    op_metric_inc(f->origin->metrics, origin_errors_total);
+    f->cbs->on_error(f->owner, err, f->got_head);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct op_oconn *c = h->data;
+    char *space;
+    (void)hint;
+    if (op_buf_reserve(&c->in, READ_MAX / 4, &space) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = space;
+    buf->len = c->in.cap - c->in.len;
+}
+
+/* A pooled connection that the origin closed: try the request once more on a
+ * fresh connection when nothing of the response came and it is safe to. */
+static bool try_retry(struct op_oconn *c)
+{
+    struct op_fetch *f = c->fetch;
+    if (f == NULL || !c->reused || !f->retryable || f->retried || f->got_byte)
+        return false;
+    f->retried = true;
+    c->fetch = NULL;
+    f->conn = NULL;
+    conn_close(c);
+    op_buf_reset(&f->out);
+    if (op_buf_append(&f->out, f->head.data, f->head.len) != 0)
+        return false;
+    struct op_oconn *fresh = conn_new(f->origin);
+    if (fresh == NULL)
+        return false;
+    attach(f, fresh);
+    return true;
+}
+
+static void parse_input(struct op_oconn *c)
+{
+    c->busy++;
+    while (c->fetch != NULL && c->in.len > 0 && c->state != OC_CLOSING) {
+        struct op_fetch *f = c->fetch;
+        if (f->paused)
+            break;
+        size_t used = 0;
+        int rc = op_http_parser_execute(&c->parser, c->in.data, c->in.len, &used);
+        op_buf_consume(&c->in, used);
+        if (rc == OP_EPARSE) {
+            op_log_warn("fetch", "origin %s: bad response: %s", c->origin->name,
+                        c->parser.err_reason ? c->parser.err_reason : "?");
+            conn_close(c);
+            fetch_fail(f, OP_EORIGIN);
+            break;
+        }
+        if (rc == OP_EAGAIN) {
+            op_http_parser_resume(&c->parser);
+            if (c->parser.event == OP_HTTP_EV_HEAD) {
+                f->got_head = true;
+                conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
+                f->cbs->on_head(f->owner, &c->resp);
+            } else if (c->parser.event == OP_HTTP_EV_DONE) {
+                bool reusable = c->resp.keep_alive && c->in.len == 0 && f->out.len == 0;
+                f->conn = NULL;
+                conn_release(c, reusable);
+                f->cbs->on_done(f->owner);
+                break;
+            }
+        }
+    }
+    c->busy--;
+    if (c->busy == 0 && c->close_pending) {
+        c->close_pending = false;
+        close_handles(c);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct op_oconn *c = s->data;
+    (void)buf;
+    OP_CHECK_OBJ(c, OCONN_MAGIC);
+    if (nread == 0)
+        return;
+    if (c->state == OC_IDLE) {
+        conn_close(c); /* closed by the origin, or bytes nobody asked for */
+        return;
+    }
+    struct op_fetch *f = c->fetch;
+    if (nread == UV_ENOBUFS) {
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, OP_EORIGIN); /* response head over the limit */
+        return;
+    }
+    if (nread < 0) {
+        if (f != NULL && try_retry(c))
+            return;
+        if (f != NULL && f->got_head && op_http_parser_finish(&c->parser) == 0 &&
+            c->parser.event == OP_HTTP_EV_DONE) {
+            f->conn = NULL;
+            c->fetch = NULL;
+            conn_close(c);
+            f->cbs->on_done(f->owner); /* close-delimited body */
+            return;
+        }
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, OP_ECLOSED);
+        return;
+    }
+    op_buf_commit(&c->in, (size_t)nread);
+    if (f == NULL)
+        return;
+    f->got_byte = true;
+    if (c->state == OC_SEND || c->state == OC_READ_HEAD)
+        conn_set_state(c, c->state, c->origin->first_byte_timeout_ms);
+    else if (c->state == OC_READ_BODY)
+        conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
+    parse_input(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct op_oconn *c = req->data;
+    c->write_active = false;
+    op_buf_reset(&c->writing);
+    if (c->state == OC_CLOSING)
+        return;
+    struct op_fetch *f = c->fetch;
+    if (status < 0) {
+        if (f != NULL && try_retry(c))
+            return;
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, OP_ECLOSED);
+        return;
+    }
+    if (f == NULL)
+        return;
+    if (f->out.len > 0) {
+        conn_flush(c);
+        return;
+    }
+    if (c->state == OC_SEND)
+        conn_set_state(c, OC_READ_HEAD, c->origin->first_byte_timeout_ms);
+    if (f->cbs->on_drain != NULL)
+        f->cbs->on_drain(f->owner);
+}
+
+static void conn_flush(struct op_oconn *c)
+{
+    struct op_fetch *f = c->fetch;
+    if (c->write_active || f == NULL || f->out.len == 0 || c->state == OC_CONNECTING)
+        return;
+    /* swap: the pending bytes become the pinned in-flight buffer */
+    struct op_buf tmp = c->writing;
+    c->writing = f->out;
+    f->out = tmp;
+    op_buf_reset(&f->out);
+    uv_buf_t b = uv_buf_init(c->writing.data, (unsigned)c->writing.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        conn_close(c);
+        fetch_fail(f, OP_ECLOSED);
+        return;
+    }
+    c->write_active = true;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct op_oconn *c = req->data;
+    if (c->state == OC_CLOSING)
+        return;
+    struct op_fetch *f = c->fetch;
+    if (status < 0) {
+        op_log_warn("fetch", "origin %s: connect: %s", c->origin->name, uv_strerror(status));
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, OP_ECONNECT);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, OP_ECONNECT);
+        return;
+    }
+    conn_set_state(c, OC_SEND, c->origin->first_byte_timeout_ms);
+    conn_flush(c);
+}
+
+static struct op_oconn *conn_new(struct op_origin *o)
+{
+    struct op_oconn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->magic = OCONN_MAGIC;
+    c->origin = o;
+    op_buf_init(&c->in, READ_MAX);
+    op_buf_init(&c->writing, SIZE_MAX);
+    op_http_msg_init(&c->resp, 256, READ_MAX);
+    uv_tcp_init(o->loop, &c->tcp);
+    uv_timer_init(o->loop, &c->timer);
+    c->tcp.data = c->timer.data = c->creq.data = c;
+    c->state = OC_CONNECTING;
+    int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&o->addr, on_connect);
+    if (rc != 0) {
+        op_log_warn("fetch", "origin %s: connect: %s", o->name, uv_strerror(rc));
+        close_handles(c);
+        return NULL;
+    }
+    conn_set_state(c, OC_CONNECTING, o->connect_timeout_ms);
+    return c;
+}
+
+static int parser_body(void *arg, const char *p, size_t len)
+{
+    struct op_oconn *c = arg;
+    struct op_fetch *f = c->fetch;
+    if (f == NULL || c->state == OC_CLOSING)
+        return 1;
+    return f->cbs->on_body(f->owner, p, len);
+}
+
+/* Put <f> on a pooled connection, or on a new one when <c> is NULL. */
+static void attach(struct op_fetch *f, struct op_oconn *c)
+{
+    struct op_origin *o = f->origin;
+    if (c == NULL && o->idle != NULL) {
+        c = o->idle;
+        o->idle = c->next_idle;
+        o->nidle--;
+        c->next_idle = NULL;
+    }
+    if (c == NULL) {
+        c = conn_new(o);
+        if (c == NULL)
+            return;
+    }
+    f->conn = c;
+    c->fetch = f;
+    op_http_msg_reset(&c->resp);
+    op_http_parser_init(&c->parser, true, &c->resp, parser_body, c);
+    c->parser.head_only = f->head_only;
+    op_buf_reset(&c->in);
+    if (c->state == OC_IDLE)
+        conn_set_state(c, OC_SEND, o->first_byte_timeout_ms);
+    op_metric_inc(o->metrics, origin_requests_total);
+    conn_flush(c);
+}
+
+void op_origin_init(struct op_origin *o, uv_loop_t *loop, const struct sockaddr_storage *addr,
+                    const char *name, struct op_metrics *metrics)
+{
+    memset(o, 0, sizeof(*o));
+    o->loop = loop;
+    o->addr = *addr;
+    o->name = name;
+    o->metrics = metrics;
+    o->connect_timeout_ms = 2000;
+    o->first_byte_timeout_ms = 30000;
+    o->between_bytes_timeout_ms = 30000;
+    o->idle_max = 64;
+}
+
+void op_origin_close(struct op_origin *o)
+{
+    o->closing = true;
+    while (o->idle != NULL)
+        conn_close(o->idle);
+}
+
+struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen,
+                                bool head_only, bool retryable,
+                                const struct op_fetch_cbs *cbs, void *owner)
+{
+    struct op_fetch *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->magic = FETCH_MAGIC;
+    f->origin = o;
+    f->cbs = cbs;
+    f->owner = owner;
+    f->head_only = head_only;
+    f->retryable = retryable;
+    op_buf_init(&f->head, SIZE_MAX);
+    op_buf_init(&f->out, SIZE_MAX);
+    if (op_buf_append(&f->out, head, hlen) != 0 ||
+        (retryable && op_buf_append(&f->head, head, hlen) != 0)) {
+        op_fetch_abort(f);
+        return NULL;
+    }
+    attach(f, NULL);
+    if (f->conn == NULL) {
+        /* could not even open a socket: report on the next loop turn is not
+         * needed; the caller treats NULL as a connect failure */
+        op_fetch_abort(f);
+        return NULL;
+    }
+    return f;
+}
+
+int op_fetch_send(struct op_fetch *f, const char *p, size_t len)
+{
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    int rc = op_buf_append(&f->out, p, len);
+    if (rc == 0 && f->conn != NULL)
+        conn_flush(f->conn);
+    return rc;
+}
+
+size_t op_fetch_pending(const struct op_fetch *f)
+{
+    size_t n = f->out.len;
+    if (f->conn != NULL)
+        n += f->conn->writing.len;
+    return n;
+}
+
+void op_fetch_pause(struct op_fetch *f)
+{
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    f->paused = true;
+    if (f->conn != NULL)
+        uv_read_stop((uv_stream_t *)&f->conn->tcp);
+}
+
+void op_fetch_resume(struct op_fetch *f)
+{
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    if (!f->paused)
+        return;
+    f->paused = false;
+    struct op_oconn *c = f->conn;
+    if (c == NULL || c->state == OC_CLOSING)
+        return;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    parse_input(c); /* bytes read before the pause */
+}
+
+void op_fetch_abort(struct op_fetch *f)
+{
+    if (f == NULL)
+        return;
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    if (f->conn != NULL) {
+        f->conn->fetch = NULL;
+        conn_close(f->conn);
+    }
+    op_buf_fini(&f->head);
+    op_buf_fini(&f->out);
+    f->magic = 0;
+    free(f);
+}

@@ -1,0 +1,258 @@
+/* outpost: argv, config, store writer, workers, signals and exit codes.
+ *
+ * Exit codes: 0 stopped cleanly (or -t found the config valid); 1 bad config;
+ * 2 bad usage; 3 cannot listen (address in use or not allowed); 4 cannot open
+ * the cache; 5 other start-up failure (resolving an origin, threads, memory).
+ */
+#include "outpost/conf.h"
+#include "outpost/log.h"
+#include "outpost/net.h"
+#include "outpost/store.h"
+#include "outpost/worker.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define OUTPOST_VERSION "0.1.0"
+
+enum { EXIT_CONF = 1, EXIT_USAGE = 2, EXIT_LISTEN = 3, EXIT_STORE = 4, EXIT_START = 5 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost -c FILE [-t]\n"
+            "       outpost --listen HOST:PORT --origin http://HOST:PORT --cache-dir DIR\n"
+            "               [--cache-size SIZE] [--workers N] [--admin-socket PATH]\n"
+            "options:\n"
+            "  -c, --config FILE      run from a YAML config (see conf/outpost.yaml)\n"
+            "  -t, --test             check the config and exit: 0 valid, 1 errors\n"
+            "  --listen HOST:PORT     quick start: address to accept HTTP on\n"
+            "  --origin URL           quick start: origin for every Host\n"
+            "  --cache-dir DIR        quick start: LMDB cache directory\n"
+            "  --cache-size SIZE      quick start: cache size (default 1g)\n"
+            "  --workers N            worker threads (default: online CPUs)\n"
+            "  --admin-socket PATH    admin Unix socket path\n"
+            "  --log-level LEVEL      error, warn, info or debug\n"
+            "  -V, --version          print the version\n"
+            "exit codes: 0 ok, 1 bad config, 2 bad usage, 3 cannot listen,\n"
+            "            4 cannot open the cache, 5 other start-up failure\n");
+}
+
+struct quick {
+    const char *key;
+    const char *value;
+    bool site;
+};
+
+static struct op_conf *config_from_flags(const struct quick *q, size_t n)
+{
+    char err[256];
+    struct op_conf *conf = op_conf_new_default();
+    struct op_conf_site *site = conf ? op_conf_add_site(conf) : NULL;
+    if (site == NULL) {
+        op_conf_free(conf);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (op_conf_set(conf, q[i].site ? site : NULL, q[i].key, q[i].value, err,
+                        sizeof(err)) != 0) {
+            fprintf(stderr, "outpost: --%s: %s\n", q[i].key, err);
+            op_conf_free(conf);
+            return NULL;
+        }
+    }
+    struct op_buf errors;
+    op_buf_init(&errors, 64 * 1024);
+    if (op_conf_validate(conf, &errors) != 0) {
+        fprintf(stderr, "%.*s", (int)errors.len, errors.data);
+        op_buf_fini(&errors);
+        op_conf_free(conf);
+        return NULL;
+    }
+    op_buf_fini(&errors);
+    return conf;
+}
+
+struct runtime {
+    struct op_worker **workers;
+    unsigned nworkers;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+};
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct runtime *rt = h->data;
+    if (rt->stopping)
+        return;
+    rt->stopping = true;
+    op_log_info("main", "signal %d: stopping; finishing in-flight responses", signum);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        op_worker_stop(rt->workers[i]);
+    uv_close((uv_handle_t *)&rt->sigterm, NULL);
+    uv_close((uv_handle_t *)&rt->sigint, NULL);
+}
+
+static int run(struct op_conf *conf)
+{
+    enum op_log_level lvl = OP_LOG_INFO;
+    op_log_level_parse(conf->log_level, &lvl);
+    op_log_set_level(lvl);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct sockaddr_storage listen_addr;
+    if (op_net_resolve(conf->listen_host, conf->listen_port, &listen_addr) != 0)
+        return EXIT_START;
+    struct sockaddr_storage *origins = calloc(conf->nsites, sizeof(*origins));
+    if (origins == NULL)
+        return EXIT_START;
+    for (size_t i = 0; i < conf->nsites; i++) {
+        if (op_net_resolve(conf->sites[i].origin_host, conf->sites[i].origin_port,
+                           &origins[i]) != 0) {
+            free(origins);
+            return EXIT_START;
+        }
+    }
+    if (conf->admin_socket[0] != '\0')
+        op_log_warn("main", "admin_socket %s: the admin API is not served by this build yet",
+                    conf->admin_socket);
+
+    struct op_store *store;
+    struct op_store_config scfg = {.dir = conf->cache_dir, .map_size = conf->cache_size,
+                                   .max_object_size = conf->max_object_size};
+    if (op_store_open(&scfg, &store) != 0) {
+        free(origins);
+        return EXIT_STORE;
+    }
+    struct runtime rt = {0};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    rt.nworkers = conf->workers ? (unsigned)conf->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+    rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
+    int code = 0;
+    for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++) {
+        int rc = op_worker_create(i, conf, store, &listen_addr, origins, &rt.workers[i]);
+        if (rc != 0) {
+            op_log_error("main", "cannot listen on %s: %s", conf->listen, op_err_msg(rc));
+            code = EXIT_LISTEN;
+            break;
+        }
+    }
+    if (rt.workers == NULL)
+        code = EXIT_START;
+    if (code != 0) {
+        /* nothing has started: exit without unwinding half-made workers */
+        op_store_close(store);
+        free(origins);
+        return code;
+    }
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        if (op_worker_start(rt.workers[i]) != 0) {
+            op_log_error("main", "cannot start worker threads");
+            exit(EXIT_START);
+        }
+    }
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_init(loop, &rt.sigterm);
+    uv_signal_init(loop, &rt.sigint);
+    rt.sigterm.data = rt.sigint.data = &rt;
+    uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&rt.sigint, on_signal, SIGINT);
+    op_log_info("main", "ready: listening on http://%s:%u with %u workers, cache %s",
+                conf->listen_host, conf->listen_port, rt.nworkers, conf->cache_dir);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        op_worker_join(rt.workers[i]);
+    op_store_close(store);
+    uv_loop_close(loop);
+    free(rt.workers);
+    free(origins);
+    op_log_info("main", "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_LISTEN = 256, O_ORIGIN, O_CACHE_DIR, O_CACHE_SIZE, O_WORKERS, O_ADMIN, O_LOG };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"origin", required_argument, NULL, O_ORIGIN},
+        {"cache-dir", required_argument, NULL, O_CACHE_DIR},
+        {"cache-size", required_argument, NULL, O_CACHE_SIZE},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"admin-socket", required_argument, NULL, O_ADMIN},
+        {"log-level", required_argument, NULL, O_LOG},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    bool test = false;
+    struct quick q[8];
+    size_t nq = 0;
+    bool have_origin = false, have_listen = false, have_dir = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config = optarg; break;
+        case 't': test = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("outpost %s\n", OUTPOST_VERSION); return 0;
+        case O_LISTEN: q[nq++] = (struct quick){"listen", optarg, false}; have_listen = true; break;
+        case O_ORIGIN: q[nq++] = (struct quick){"origin", optarg, true}; have_origin = true; break;
+        case O_CACHE_DIR: q[nq++] = (struct quick){"cache_dir", optarg, false}; have_dir = true; break;
+        case O_CACHE_SIZE: q[nq++] = (struct quick){"cache_size", optarg, false}; break;
+        case O_WORKERS: q[nq++] = (struct quick){"workers", optarg, false}; break;
+        case O_ADMIN: q[nq++] = (struct quick){"admin_socket", optarg, false}; break;
+        case O_LOG: q[nq++] = (struct quick){"log_level", optarg, false}; break;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+        if (nq == sizeof(q) / sizeof(q[0]))
+            break;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    struct op_conf *conf = NULL;
+    if (config != NULL) {
+        if (nq > 0) {
+            fprintf(stderr, "outpost: -c cannot be combined with the quick-start flags\n");
+            return EXIT_USAGE;
+        }
+        struct op_buf errors;
+        op_buf_init(&errors, 1024 * 1024);
+        conf = op_conf_load(config, &errors);
+        if (conf == NULL) {
+            fprintf(stderr, "%.*s", (int)errors.len, errors.data ? errors.data : "");
+            op_buf_fini(&errors);
+            return EXIT_CONF;
+        }
+        op_buf_fini(&errors);
+    } else {
+        if (!have_listen || !have_origin || !have_dir) {
+            fprintf(stderr, "outpost: give -c FILE, or --listen, --origin and --cache-dir\n");
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        conf = config_from_flags(q, nq);
+        if (conf == NULL)
+            return EXIT_CONF;
+    }
+    if (test) {
+        printf("%s: configuration ok\n", conf->path);
+        op_conf_free(conf);
+        return 0;
+    }
+    int code = run(conf);
+    op_conf_free(conf);
+    return code;
+}

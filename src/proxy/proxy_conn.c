@@ -1,0 +1,426 @@
+/* Client connections: accept, the read loop through the strict gate and
+ * llhttp, the write queue with backpressure, one timer per connection, and
+ * one idempotent close path. */
+#include "proxy_int.h"
+
+#include "outpost/net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUT_HIGH (1024 * 1024)  /* pause the origin above this many queued bytes */
+#define IN_EXTRA (64 * 1024)    /* input room beyond the head limit, for bodies */
+
+static const char *const rq_name[] = {
+#define X(name, str) str,
+    OP_REQ_STATES(X)
+#undef X
+};
+
+static void client_arm_timer(struct op_client *c);
+
+static void client_free(struct op_client *c)
+{
+    struct op_proxy_ctx *ctx = c->ctx;
+    op_proxy__request_fini(&c->r);
+    op_http_msg_fini(&c->req);
+    op_buf_fini(&c->in);
+    op_buf_fini(&c->out);
+    op_buf_fini(&c->writing);
+    c->magic = 0;
+    free(c);
+    if (ctx->draining && ctx->nclients == 0 && ctx->on_drained != NULL)
+        ctx->on_drained(ctx);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct op_client *c = h->data;
+    if (--c->pending_closes > 0)
+        return;
+    if (c->refs == 0)
+        client_free(c); /* else the last store acknowledgement frees it */
+}
+
+void op_proxy__client_unref(struct op_client *c)
+{
+    OP_ASSERT(c->refs > 0);
+    if (--c->refs == 0 && c->closing && c->pending_closes == 0)
+        client_free(c);
+}
+
+void op_proxy__close(struct op_client *c)
+{
+    if (c->closing)
+        return; /* several paths end here */
+    c->closing = true;
+    struct op_proxy_ctx *ctx = c->ctx;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ctx->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ctx->nclients--;
+    if (c->r.fetch != NULL) {
+        op_fetch_abort(c->r.fetch);
+        c->r.fetch = NULL;
+    }
+    c->pending_closes = 2;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct op_client *c = t->data;
+    OP_CHECK_OBJ(c, OP_CLIENT_MAGIC);
+    op_log_debug("proxy", "client %llu: timeout in %s", (unsigned long long)c->id,
+                 rq_name[c->rq]);
+    if (c->rq == OP_RQ_HEAD && c->in.len > 0 && c->rs == OP_RS_NONE && !c->write_active) {
+        op_proxy__error(c, 408, "the request head did not arrive in time", true);
+        return;
+    }
+    op_proxy__close(c);
+}
+
+/* Each situation has exactly one deadline. */
+static void client_arm_timer(struct op_client *c)
+{
+    const struct op_conf *conf = c->ctx->conf;
+    uint64_t ms = 0;
+    if (c->closing)
+        return;
+    if (c->write_active)
+        ms = conf->send_timeout_ms;
+    else if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE)
+        ms = c->in.len > 0 ? conf->header_timeout_ms : conf->idle_timeout_ms;
+    else if (c->rq == OP_RQ_BODY)
+        ms = conf->body_timeout_ms;
+    uv_timer_stop(&c->timer);
+    if (ms > 0)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct op_client *c = h->data;
+    char *space;
+    (void)hint;
+    size_t want = c->in.max - c->in.len < 16384 ? c->in.max - c->in.len : 16384;
+    if (want == 0 || op_buf_reserve(&c->in, want, &space) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = space;
+    buf->len = c->in.cap - c->in.len;
+}
+
+static void read_stop(struct op_client *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void read_start(struct op_client *c)
+{
+    if (!c->reading && !c->closing && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct op_client *c = s->data;
+    (void)buf;
+    OP_CHECK_OBJ(c, OP_CLIENT_MAGIC);
+    if (nread == 0)
+        return;
+    if (nread == UV_ENOBUFS) {
+        read_stop(c); /* input buffer full: the step decides (431, or wait) */
+        op_proxy__step(c);
+        return;
+    }
+    if (nread < 0) {
+        op_proxy__close(c);
+        return;
+    }
+    op_buf_commit(&c->in, (size_t)nread);
+    op_proxy__step(c); /* may close c */
+}
+
+static int on_req_body(void *arg, const char *p, size_t len)
+{
+    return op_proxy__request_body(arg, p, len);
+}
+
+static void reset_for_next(struct op_client *c)
+{
+    op_proxy__request_fini(&c->r);
+    op_proxy__request_init(&c->r);
+    c->rq = OP_RQ_HEAD;
+    c->rs = OP_RS_NONE;
+    c->head_gated = false;
+}
+
+/* The connection's driver: all protocol decisions for the client side. */
+void op_proxy__step(struct op_client *c)
+{
+    const struct op_conf *conf = c->ctx->conf;
+    while (!c->closing) {
+        if (c->rq == OP_RQ_DONE) {
+            if (c->rs != OP_RS_DONE || c->write_active || c->out.len > 0)
+                break;
+            if (!c->keep_alive || c->close_after || c->ctx->draining) {
+                op_proxy__close(c);
+                return;
+            }
+            reset_for_next(c);
+            continue;
+        }
+        if (c->rq == OP_RQ_HEAD) {
+            if (c->rs != OP_RS_NONE || c->in.len == 0)
+                break;
+            if (!c->head_gated) {
+                struct op_http_limits lim = {conf->max_request_line, conf->max_header_size,
+                                             (uint32_t)conf->max_headers};
+                struct op_gate g;
+                enum op_gate_rc rc = op_http_gate_request(c->in.data, c->in.len, &lim, &g);
+                if (rc == OP_GATE_MORE)
+                    break;
+                if (rc == OP_GATE_REJECT) {
+                    op_log_info("proxy", "client %s: rejected request head: %s", c->peer, g.why);
+                    op_metric_inc(&c->ctx->metrics, client_errors_total);
+                    read_stop(c);
+                    op_proxy__error(c, g.status, g.why, true);
+                    return;
+                }
+                op_buf_consume(&c->in, g.skip);
+                c->head_gated = true;
+            }
+        }
+        size_t used = 0;
+        int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len,
+                                        &used);
+        op_buf_consume(&c->in, used);
+        if (c->closing)
+            return;
+        if (rc == OP_EPARSE) {
+            op_log_info("proxy", "client %s: bad request: %s", c->peer,
+                        c->parser.err_reason ? c->parser.err_reason : "?");
+            op_metric_inc(&c->ctx->metrics, client_errors_total);
+            read_stop(c);
+            if (c->rs == OP_RS_NONE)
+                op_proxy__error(c, c->parser.err_status ? c->parser.err_status : 400,
+                                "malformed request", true);
+            else
+                op_proxy__close(c); /* mid-response: never resync */
+            return;
+        }
+        if (rc == OP_EAGAIN) {
+            op_http_parser_resume(&c->parser);
+            if (c->parser.event == OP_HTTP_EV_HEAD) {
+                c->rq = OP_RQ_BODY;
+                c->keep_alive = c->req.keep_alive;
+                op_proxy__request_start(c); /* may close c */
+                if (c->closing)
+                    return;
+                continue;
+            }
+            if (c->parser.event == OP_HTTP_EV_DONE) {
+                c->rq = OP_RQ_DONE;
+                op_proxy__request_body_done(c);
+                if (c->closing)
+                    return;
+                continue;
+            }
+        }
+        if (c->rq == OP_RQ_BODY && c->r.fetch != NULL &&
+            op_fetch_pending(c->r.fetch) > OUT_HIGH) {
+            read_stop(c); /* the origin is slower than the client: wait for on_drain */
+            client_arm_timer(c);
+            return;
+        }
+        break; /* need more bytes */
+    }
+    if (c->closing)
+        return;
+    if (c->rq == OP_RQ_HEAD && c->in.len >= c->in.max) {
+        op_proxy__error(c, 431, "request head too large", true);
+        return;
+    }
+    /* keep reading while there is room; pipelined requests wait in c->in */
+    if (c->in.len < c->in.max)
+        read_start(c);
+    client_arm_timer(c);
+}
+
+static void flush(struct op_client *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct op_client *c = req->data;
+    c->write_active = false;
+    op_metric_add(&c->ctx->metrics, bytes_out_total, c->writing.len);
+    op_buf_reset(&c->writing);
+    if (c->closing)
+        return; /* libuv runs write callbacks before the close callback */
+    if (status < 0) {
+        op_proxy__close(c);
+        return;
+    }
+    if (c->out.len > 0) {
+        flush(c);
+        return;
+    }
+    op_proxy__on_client_drain(c);
+    if (c->closing)
+        return;
+    op_proxy__step(c);
+}
+
+static void flush(struct op_client *c)
+{
+    if (c->write_active || c->out.len == 0 || c->closing)
+        return;
+    struct op_buf tmp = c->writing;
+    c->writing = c->out;
+    c->out = tmp;
+    op_buf_reset(&c->out);
+    uv_buf_t b = uv_buf_init(c->writing.data, (unsigned)c->writing.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        op_proxy__close(c);
+        return;
+    }
+    c->write_active = true;
+    client_arm_timer(c);
+}
+
+void op_proxy__out(struct op_client *c, const char *p, size_t len)
+{
+    if (c->closing || len == 0)
+        return;
+    if (op_buf_append(&c->out, p, len) != 0) {
+        op_proxy__close(c);
+        return;
+    }
+    flush(c);
+}
+
+void op_proxy__out_direct(struct op_client *c, const char *head, size_t hlen, const char *body,
+                          size_t blen)
+{
+    if (c->closing)
+        return;
+    size_t done = 0;
+    if (!c->write_active && c->out.len == 0) {
+        uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hlen),
+                         uv_buf_init((char *)body, (unsigned)blen)};
+        int n = uv_try_write((uv_stream_t *)&c->tcp, b, blen > 0 ? 2 : 1);
+        if (n > 0) {
+            done = (size_t)n;
+            op_metric_add(&c->ctx->metrics, bytes_out_total, done);
+        }
+    }
+    if (done < hlen) {
+        op_proxy__out(c, head + done, hlen - done);
+        op_proxy__out(c, body, blen);
+    } else {
+        op_proxy__out(c, body + (done - hlen), blen - (done - hlen));
+    }
+}
+
+size_t op_proxy__out_pending(const struct op_client *c)
+{
+    return c->out.len + c->writing.len;
+}
+
+void op_proxy__response_done(struct op_client *c)
+{
+    c->rs = OP_RS_DONE;
+    if (c->r.fetch != NULL) {
+        op_fetch_abort(c->r.fetch);
+        c->r.fetch = NULL;
+    }
+}
+
+static void on_connection_refused_close(uv_handle_t *h)
+{
+    free(h);
+}
+
+void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener)
+{
+    const struct op_conf *conf = ctx->conf;
+    if (ctx->nclients >= conf->max_connections || ctx->draining) {
+        /* accept and close, so the kernel backlog does not fill with them */
+        uv_tcp_t *t = malloc(sizeof(*t));
+        if (t == NULL)
+            return;
+        uv_tcp_init(ctx->loop, t);
+        if (uv_accept(listener, (uv_stream_t *)t) == 0)
+            op_metric_inc(&ctx->metrics, connections_refused_total);
+        uv_close((uv_handle_t *)t, on_connection_refused_close);
+        return;
+    }
+    struct op_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->magic = OP_CLIENT_MAGIC;
+    c->ctx = ctx;
+    uv_tcp_init(ctx->loop, &c->tcp);
+    uv_timer_init(ctx->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    op_buf_init(&c->in, conf->max_header_size + IN_EXTRA);
+    op_buf_init(&c->out, SIZE_MAX);
+    op_buf_init(&c->writing, SIZE_MAX);
+    op_http_msg_init(&c->req, (uint32_t)conf->max_headers, conf->max_header_size);
+    op_http_parser_init(&c->parser, false, &c->req, on_req_body, c);
+    op_proxy__request_init(&c->r);
+    c->next = ctx->clients;
+    if (ctx->clients)
+        ctx->clients->prev = c;
+    ctx->clients = c;
+    ctx->nclients++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        op_proxy__close(c);
+        return;
+    }
+    op_metric_inc(&ctx->metrics, connections_total);
+    c->id = ++ctx->next_request_id;
+    struct sockaddr_storage peer;
+    int plen = sizeof(peer);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0)
+        op_net_peer_name(&peer, c->peer, sizeof(c->peer));
+    else
+        snprintf(c->peer, sizeof(c->peer), "unknown");
+    uv_tcp_nodelay(&c->tcp, 1);
+    read_start(c);
+    client_arm_timer(c);
+}
+
+void op_proxy_drain(struct op_proxy_ctx *ctx)
+{
+    ctx->draining = true;
+    struct op_client *c = ctx->clients;
+    while (c != NULL) {
+        struct op_client *next = c->next;
+        if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE && c->in.len == 0)
+            op_proxy__close(c); /* idle keep-alive */
+        c = next;
+    }
+    if (ctx->nclients == 0 && ctx->on_drained != NULL)
+        ctx->on_drained(ctx);
+}
+
+void op_proxy_close_all(struct op_proxy_ctx *ctx)
+{
+    while (ctx->clients != NULL)
+        op_proxy__close(ctx->clients);
+}

@@ -1,0 +1,150 @@
+/* src/proxy/proxy_int.h: what the proxy's files share. Not a public API. */
+#ifndef OUTPOST_PROXY_INT_H
+#define OUTPOST_PROXY_INT_H
+
+#include "outpost/cache.h"
+#include "outpost/proxy.h"
+
+#define OP_CLIENT_MAGIC 0x434c4e54u
+
+/* The request side and the response side are separate machines: a request
+ * body can still be arriving while the response streams out. */
+#define OP_REQ_STATES(X)                                                       \
+    X(HEAD, "read-head")                                                       \
+    X(BODY, "read-body")                                                       \
+    X(DONE, "req-done")
+
+#define OP_RESP_STATES(X)                                                      \
+    X(NONE, "none")                                                            \
+    X(WAIT, "wait")      /* origin or store acknowledgement pending */         \
+    X(STREAM, "stream")  /* head sent, body flowing */                         \
+    X(DONE, "resp-done") /* all bytes queued */
+
+enum op_req_state {
+#define X(name, str) OP_RQ_##name,
+    OP_REQ_STATES(X)
+#undef X
+};
+
+enum op_resp_state {
+#define X(name, str) OP_RS_##name,
+    OP_RESP_STATES(X)
+#undef X
+};
+
+/* How the response reached the client, for Cache-Status and counters. */
+enum op_fwd {
+    OP_FWD_NONE,       /* a hit */
+    OP_FWD_URI_MISS,
+    OP_FWD_VARY_MISS,
+    OP_FWD_STALE,      /* revalidation of a stale object */
+    OP_FWD_REQUEST,    /* the request asked for it (no-cache) */
+    OP_FWD_METHOD,     /* not a cacheable method or has a body */
+    OP_FWD_BYPASS,
+};
+
+/* One request on a connection: everything reset between requests. */
+struct op_request {
+    uint64_t id;
+    struct op_proxy_site *site;      /* borrowed */
+    struct op_buf key;               /* primary cache key */
+    bool cacheable;                  /* GET/HEAD without a body */
+    enum op_fwd fwd;
+    struct op_fetch *fetch;          /* owned: freed with op_fetch_abort */
+    int64_t request_time;
+    uint64_t t_start_ms;
+    /* the stale object being revalidated, copied out of the store */
+    bool have_stale;
+    struct op_headers stale_headers;
+    struct op_buf stale_body;
+    struct op_cache_meta stale_meta;
+    /* the response being fetched */
+    const char *nostore;             /* static reason, NULL when it is being stored */
+    bool store;
+    struct op_buf body;              /* stored body as it arrives */
+    struct op_cache_meta meta;
+    struct op_buf vary;
+    struct op_headers resp_headers;  /* cleaned origin headers (for the store) */
+    int status;
+    bool chunked_out;                /* re-chunking the body to the client */
+    bool client_body;                /* body bytes go to the client (not HEAD/304) */
+    bool req_chunked_to_origin;
+    uint64_t req_body_bytes;
+    uint32_t pending_acks;           /* store invalidations not yet committed */
+    bool hold;                       /* response held until pending_acks is 0 */
+};
+
+struct op_client {
+    unsigned magic;
+    struct op_client *prev, *next;   /* borrowed: ctx->clients list */
+    struct op_proxy_ctx *ctx;        /* borrowed */
+    uint64_t id;
+    char peer[48];
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    enum op_req_state rq;
+    enum op_resp_state rs;
+    bool closing;
+    bool close_after;                /* close once the response is written */
+    bool reading;
+    bool origin_paused;              /* backpressure: fetch paused for us */
+    int pending_closes;
+    uint32_t refs;                   /* store acks in flight: free waits for them */
+    struct op_buf in;
+    bool head_gated;
+    struct op_http_parser parser;
+    struct op_http_msg req;
+    struct op_buf out;               /* bytes not yet handed to uv_write */
+    struct op_buf writing;           /* pinned until the write callback */
+    bool write_active;
+    bool keep_alive;
+    struct op_request r;
+};
+
+/* proxy_conn.c */
+void op_proxy__out(struct op_client *c, const char *p, size_t len);
+/* Write <head> then <body> without copying what the socket takes at once. */
+void op_proxy__out_direct(struct op_client *c, const char *head, size_t hlen, const char *body,
+                          size_t blen);
+size_t op_proxy__out_pending(const struct op_client *c);
+/* The whole response is queued; the connection moves on when it is written. */
+void op_proxy__response_done(struct op_client *c);
+void op_proxy__close(struct op_client *c);
+/* Drop a reference taken for a store acknowledgement; frees a closed client. */
+void op_proxy__client_unref(struct op_client *c);
+void op_proxy__step(struct op_client *c);
+
+/* proxy_request.c */
+void op_proxy__request_init(struct op_request *r);
+void op_proxy__request_fini(struct op_request *r);
+void op_proxy__request_start(struct op_client *c);
+/* Request body bytes from the client parser. */
+int op_proxy__request_body(struct op_client *c, const char *p, size_t len);
+void op_proxy__request_body_done(struct op_client *c);
+/* Writes drained below the low watermark. */
+void op_proxy__on_client_drain(struct op_client *c);
+
+/* proxy_respond.c */
+const char *op_proxy__reason(int status);
+/* A complete short response with an HTML (or text) body naming the status,
+ * the node and the request id; closes the connection afterwards when <close>. */
+void op_proxy__error(struct op_client *c, int status, const char *detail, bool close);
+/* Start of a response head: status line, our Cache-Status and Via. */
+void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
+                          const char *cache_status);
+/* End of a response head: framing, connection handling, blank line. */
+void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length,
+                        bool no_body);
+/* "outpost; hit; ttl=42" and friends. */
+void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl,
+                            int fwd_status, bool stored, const char *detail);
+
+/* proxy_hit.c */
+/* Serve a stored object (loan or copy) to the client, honouring HEAD,
+ * conditionals and Range. */
+void op_proxy__serve_object(struct op_client *c, const struct op_cache_meta *m,
+                            const struct op_headers *stored, const char *body, uint64_t blen,
+                            const char *cache_status);
+
+#endif

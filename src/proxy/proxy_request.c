@@ -1,0 +1,591 @@
+/* One request: route by Host, look up the cache, answer a hit, or fetch from
+ * the origin, stream the response and hand a storable one to the store. */
+#include "proxy_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OUT_HIGH (1024 * 1024)
+
+static const struct op_fetch_cbs fetch_cbs;
+
+void op_proxy__request_init(struct op_request *r)
+{
+    memset(r, 0, sizeof(*r));
+    op_buf_init(&r->key, 16 * 1024);
+    op_headers_init(&r->stale_headers, 512, 256 * 1024);
+    op_buf_init(&r->stale_body, SIZE_MAX);
+    op_buf_init(&r->body, 0);
+    op_buf_init(&r->vary, 4096);
+    op_headers_init(&r->resp_headers, 512, 256 * 1024);
+}
+
+void op_proxy__request_fini(struct op_request *r)
+{
+    if (r->fetch != NULL)
+        op_fetch_abort(r->fetch);
+    r->fetch = NULL;
+    op_buf_fini(&r->key);
+    op_headers_fini(&r->stale_headers);
+    op_buf_fini(&r->stale_body);
+    op_buf_fini(&r->body);
+    op_buf_fini(&r->vary);
+    op_headers_fini(&r->resp_headers);
+}
+
+static struct op_proxy_site *route(struct op_proxy_ctx *ctx, const char *host, size_t hlen)
+{
+    /* match without the port */
+    const char *colon = NULL;
+    if (hlen > 0 && host[0] == '[') {
+        const char *end = memchr(host, ']', hlen);
+        if (end != NULL && (size_t)(end - host) + 1 < hlen)
+            colon = end + 1;
+    } else {
+        colon = memchr(host, ':', hlen);
+    }
+    if (colon != NULL)
+        hlen = (size_t)(colon - host);
+    struct op_proxy_site *any = NULL;
+    for (size_t i = 0; i < ctx->nsites; i++) {
+        const char *name = ctx->sites[i].conf->host;
+        if (strcmp(name, "*") == 0)
+            any = &ctx->sites[i];
+        else if (strlen(name) == hlen && strncasecmp(name, host, hlen) == 0)
+            return &ctx->sites[i];
+    }
+    return any;
+}
+
+static bool is_idempotent(enum op_http_method m)
+{
+    return m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS || m == OP_HTTP_PUT ||
+           m == OP_HTTP_DELETE || m == OP_HTTP_TRACE;
+}
+
+static bool is_unsafe(enum op_http_method m)
+{
+    return !(m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS ||
+             m == OP_HTTP_TRACE);
+}
+
+/* The request head for the origin: origin-form target, the client's fields
+ * without hop-by-hop ones, Via and X-Forwarded-*, and our body framing. */
+static int build_origin_head(struct op_client *c, struct op_buf *h, bool revalidate)
+{
+    struct op_request *r = &c->r;
+    struct op_http_msg *m = &c->req;
+    const struct op_conf_site *site = r->site->conf;
+    const char *t = m->target.data;
+    size_t tlen = m->target.len;
+    if (tlen > 0 && t[0] != '/' && !(tlen == 1 && t[0] == '*')) {
+        const char *auth = memchr(t, ':', tlen);
+        const char *path = auth ? memchr(auth + 3, '/', tlen - (size_t)(auth + 3 - t)) : NULL;
+        if (path == NULL) {
+            t = "/";
+            tlen = 1;
+        } else {
+            tlen -= (size_t)(path - t);
+            t = path;
+        }
+    }
+    bool has_body = m->chunked || m->content_length > 0;
+    op_headers_strip_hop_by_hop(&m->headers);
+    op_headers_remove_all(&m->headers, "expect");
+    op_headers_remove_all(&m->headers, "content-length");
+    if (revalidate) {
+        static const char *const cond[] = {"if-none-match", "if-modified-since", "if-match",
+                                           "if-unmodified-since", "if-range", "range", NULL};
+        for (size_t i = 0; cond[i] != NULL; i++)
+            op_headers_remove_all(&m->headers, cond[i]);
+    }
+    if (site->host_header[0] != '\0')
+        op_headers_remove_all(&m->headers, "host");
+    op_buf_appendf(h, "%s %.*s HTTP/1.1\r\n", m->method_name, (int)tlen, t);
+    if (site->host_header[0] != '\0')
+        op_buf_appendf(h, "Host: %s\r\n", site->host_header);
+    /* X-Forwarded-For: append to what came in */
+    size_t xlen;
+    const char *xff = op_headers_get(&m->headers, "x-forwarded-for", &xlen);
+    char xbuf[512];
+    if (xff != NULL && xlen < sizeof(xbuf) - 64)
+        snprintf(xbuf, sizeof(xbuf), "%.*s, %s", (int)xlen, xff, c->peer);
+    else
+        snprintf(xbuf, sizeof(xbuf), "%s", c->peer);
+    op_headers_remove_all(&m->headers, "x-forwarded-for");
+    op_headers_remove_all(&m->headers, "x-forwarded-proto");
+    int rc = op_headers_serialize(&m->headers, h);
+    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n",
+                   xbuf, m->major, m->minor, c->ctx->conf->cache_name);
+    if (revalidate) {
+        size_t len;
+        const char *v = op_headers_get(&r->stale_headers, "etag", &len);
+        if (v != NULL)
+            op_buf_appendf(h, "If-None-Match: %.*s\r\n", (int)len, v);
+        v = op_headers_get(&r->stale_headers, "last-modified", &len);
+        if (v != NULL)
+            op_buf_appendf(h, "If-Modified-Since: %.*s\r\n", (int)len, v);
+    }
+    if (m->chunked) {
+        r->req_chunked_to_origin = true;
+        op_buf_appendf(h, "Transfer-Encoding: chunked\r\n");
+    } else if (has_body || m->method == OP_HTTP_POST || m->method == OP_HTTP_PUT ||
+               m->method == OP_HTTP_PATCH) {
+        op_buf_appendf(h, "Content-Length: %lld\r\n",
+                       (long long)(m->content_length > 0 ? m->content_length : 0));
+    }
+    return rc == 0 ? op_buf_append(h, "\r\n", 2) : rc;
+}
+
+static void start_fetch(struct op_client *c, bool revalidate)
+{
+    struct op_request *r = &c->r;
+    struct op_buf head;
+    op_buf_init(&head, SIZE_MAX);
+    bool has_body = c->req.chunked || c->req.content_length > 0;
+    if (build_origin_head(c, &head, revalidate) != 0) {
+        op_buf_fini(&head);
+        op_proxy__error(c, 500, "could not build the origin request", true);
+        return;
+    }
+    c->rs = OP_RS_WAIT;
+    r->fetch = op_fetch_start(&r->site->origin, head.data, head.len,
+                              c->req.method == OP_HTTP_HEAD,
+                              is_idempotent(c->req.method) && !has_body, &fetch_cbs, c);
+    op_buf_fini(&head);
+    if (r->fetch == NULL) {
+        op_metric_inc(&c->ctx->metrics, origin_errors_total);
+        op_proxy__error(c, 502, "could not connect to the origin", false);
+    }
+}
+
+static void serve_hit(struct op_client *c, struct op_store_obj *obj, int64_t ttl)
+{
+    char cs[160];
+    op_metric_inc(&c->ctx->metrics, cache_hits_total);
+    c->r.fwd = OP_FWD_NONE;
+    op_proxy__cache_status(c, cs, sizeof(cs), ttl, 0, false, NULL);
+    op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, obj->body, obj->body_len, cs);
+}
+
+/* Look the request up; answer a usable hit, or go to the origin. */
+static void lookup(struct op_client *c)
+{
+    struct op_request *r = &c->r;
+    struct op_proxy_ctx *ctx = c->ctx;
+    struct op_store_obj obj;
+    int rc = op_store_lookup(ctx->reader, r->key.data, r->key.len, &c->req.headers, &obj);
+    struct op_cc cc;
+    op_cache_cc_parse(&c->req.headers, "cache-control", &cc);
+    if (rc == 0 && op_headers_parse_block(&r->stale_headers, obj.headers, obj.headers_len) != 0)
+        rc = OP_ENOTFOUND; /* unreadable stored fields: fetch afresh */
+    if (rc == 0) {
+        int64_t age, ttl;
+        enum op_cache_verdict v = op_cache_evaluate(&obj.meta, &c->req.headers, op_time_now(),
+                                                    &age, &ttl);
+        if (v != OP_CACHE_VALIDATE) {
+            serve_hit(c, &obj, ttl);
+            op_store_reader_end(ctx->reader);
+            op_proxy__step(c);
+            return;
+        }
+        /* stale or the request insists: keep a copy and revalidate */
+        r->have_stale = true;
+        r->stale_meta = obj.meta;
+        rc = op_buf_append(&r->stale_body, obj.body, obj.body_len);
+        op_store_reader_end(ctx->reader);
+        if (rc != 0) {
+            op_proxy__error(c, 500, "out of memory", true);
+            return;
+        }
+        bool validators = op_headers_find(&r->stale_headers, "etag", 0) >= 0 ||
+                          op_headers_find(&r->stale_headers, "last-modified", 0) >= 0;
+        r->fwd = (cc.flags & OP_CC_NO_CACHE) ? OP_FWD_REQUEST : OP_FWD_STALE;
+        if (cc.flags & OP_CC_ONLY_IF_CACHED) {
+            op_proxy__error(c, 504, "only-if-cached: the stored response is stale", false);
+            return;
+        }
+        op_metric_inc(&ctx->metrics, cache_revalidations_total);
+        start_fetch(c, validators);
+        if (!validators)
+            r->have_stale = false; /* a plain refetch */
+        return;
+    }
+    op_store_reader_end(ctx->reader);
+    if (rc != OP_ENOTFOUND)
+        op_log_warn("proxy", "store lookup failed; fetching from the origin");
+    if (cc.flags & OP_CC_ONLY_IF_CACHED) {
+        op_proxy__error(c, 504, "only-if-cached: not in the cache", false);
+        return;
+    }
+    op_metric_inc(&ctx->metrics, cache_misses_total);
+    r->fwd = OP_FWD_URI_MISS;
+    start_fetch(c, false);
+}
+
+void op_proxy__request_start(struct op_client *c)
+{
+    struct op_proxy_ctx *ctx = c->ctx;
+    struct op_request *r = &c->r;
+    struct op_http_msg *m = &c->req;
+    r->id = ((uint64_t)ctx->worker_id << 48) | ++ctx->next_request_id;
+    r->request_time = op_time_now();
+    r->t_start_ms = op_time_mono_ms();
+    op_metric_inc(&ctx->metrics, requests_total);
+
+    size_t hlen;
+    const char *host = op_headers_get(&m->headers, "host", &hlen);
+    if (host == NULL) {
+        host = "";
+        hlen = 0;
+    }
+    r->site = route(ctx, host, hlen);
+    if (r->site == NULL) {
+        op_proxy__error(c, 421, "no site is configured for this host", false);
+        return;
+    }
+    if (m->method == OP_HTTP_CONNECT) {
+        op_proxy__error(c, 405, "CONNECT is not supported", true);
+        return;
+    }
+    bool has_body = m->chunked || m->content_length > 0;
+    if (m->content_length > 0 && (uint64_t)m->content_length > ctx->conf->max_body_size) {
+        op_metric_inc(&ctx->metrics, client_errors_total);
+        op_proxy__error(c, 413, "request body too large", true);
+        return;
+    }
+    if (has_body && op_headers_has_token(&m->headers, "expect", "100-continue"))
+        op_proxy__out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (op_cache_key_primary(host, hlen, m->target.data, m->target.len, &r->key) != 0) {
+        op_proxy__error(c, 414, "request target too long for a cache key", true);
+        return;
+    }
+    r->cacheable = (m->method == OP_HTTP_GET || m->method == OP_HTTP_HEAD) && !has_body;
+    if (r->cacheable) {
+        lookup(c);
+        return;
+    }
+    op_metric_inc(&ctx->metrics, cache_passes_total);
+    r->fwd = OP_FWD_METHOD;
+    start_fetch(c, false);
+}
+
+int op_proxy__request_body(struct op_client *c, const char *p, size_t len)
+{
+    struct op_request *r = &c->r;
+    r->req_body_bytes += len;
+    if (r->req_body_bytes > c->ctx->conf->max_body_size) {
+        op_metric_inc(&c->ctx->metrics, client_errors_total);
+        if (c->rs == OP_RS_WAIT || c->rs == OP_RS_NONE)
+            op_proxy__error(c, 413, "request body too large", true);
+        else
+            op_proxy__close(c);
+        return -1;
+    }
+    if (r->fetch == NULL)
+        return 0; /* answered already (an error): the body is read and dropped */
+    char frame[24];
+    if (r->req_chunked_to_origin) {
+        int n = snprintf(frame, sizeof(frame), "%zx\r\n", len);
+        op_fetch_send(r->fetch, frame, (size_t)n);
+    }
+    op_fetch_send(r->fetch, p, len);
+    if (r->req_chunked_to_origin)
+        op_fetch_send(r->fetch, "\r\n", 2);
+    return 0;
+}
+
+void op_proxy__request_body_done(struct op_client *c)
+{
+    if (c->r.fetch != NULL && c->r.req_chunked_to_origin)
+        op_fetch_send(c->r.fetch, "0\r\n\r\n", 5);
+}
+
+void op_proxy__on_client_drain(struct op_client *c)
+{
+    if (c->origin_paused && c->r.fetch != NULL) {
+        c->origin_paused = false;
+        op_fetch_resume(c->r.fetch); /* may run fetch callbacks */
+    }
+}
+
+/* ---- invalidation after unsafe methods (RFC 9111 §4.4) ---------------------- */
+
+struct inval_ack {
+    struct op_msg msg;
+    struct op_client *c; /* ref: c->refs counts this message */
+    uint64_t request_id;
+};
+
+static void release_hold(struct op_client *c)
+{
+    struct op_request *r = &c->r;
+    r->hold = false;
+    op_proxy__out(c, r->body.data, r->body.len);
+    op_buf_reset(&r->body);
+    if (r->fetch != NULL)
+        op_fetch_resume(r->fetch);
+}
+
+static void on_inval_ack(struct op_msg *m)
+{
+    struct inval_ack *ack = (struct inval_ack *)m;
+    struct op_client *c = ack->c;
+    uint64_t id = ack->request_id;
+    free(ack);
+    if (!c->closing && c->r.id == id && c->r.pending_acks > 0 && --c->r.pending_acks == 0 &&
+        c->r.hold)
+        release_hold(c);
+    op_proxy__client_unref(c);
+}
+
+static void invalidate_key(struct op_client *c, const char *key, size_t klen)
+{
+    struct inval_ack *ack = calloc(1, sizeof(*ack));
+    if (ack == NULL)
+        return;
+    ack->msg.run = on_inval_ack;
+    ack->c = c;
+    ack->request_id = c->r.id;
+    if (op_store_invalidate(c->ctx->store, key, klen, c->ctx->mailbox, &ack->msg) != 0) {
+        free(ack);
+        return;
+    }
+    c->refs++;
+    c->r.pending_acks++;
+}
+
+/* Location and Content-Location invalidate only within the same host (§4.4). */
+static void invalidate_field(struct op_client *c, const char *field)
+{
+    size_t vlen, hlen;
+    const char *v = op_headers_get(&c->r.resp_headers, field, &vlen);
+    const char *host = op_headers_get(&c->req.headers, "host", &hlen);
+    if (v == NULL || host == NULL || vlen == 0)
+        return;
+    if (v[0] != '/') {
+        if (vlen < 7 || strncasecmp(v, "http://", 7) != 0)
+            return;
+        const char *a = v + 7;
+        size_t alen = 0;
+        while (7 + alen < vlen && a[alen] != '/')
+            alen++;
+        if (alen != hlen || strncasecmp(a, host, hlen) != 0)
+            return;
+    } else if (vlen > 1 && v[1] == '/') {
+        return; /* network-path reference: another authority */
+    }
+    struct op_buf key;
+    op_buf_init(&key, 16 * 1024);
+    if (op_cache_key_primary(host, hlen, v, vlen, &key) == 0)
+        invalidate_key(c, key.data, key.len);
+    op_buf_fini(&key);
+}
+
+/* ---- the origin's response ---------------------------------------------------- */
+
+/* Copy the fields of <from> except hop-by-hop ones and <skip> into <to>. */
+static void copy_fields(struct op_headers *to, struct op_headers *from, const char *skip)
+{
+    op_headers_strip_hop_by_hop(from);
+    op_headers_reset(to);
+    for (uint32_t i = 0; i < from->n; i++) {
+        size_t nlen, vlen;
+        const char *n = op_headers_name(from, i, &nlen);
+        if (nlen == 0 || (skip != NULL && op_streq_nocase(n, nlen, skip)))
+            continue;
+        const char *v = op_headers_value(from, i, &vlen);
+        op_headers_add(to, n, nlen, v, vlen);
+    }
+}
+
+/* A 304 answered our revalidation: freshen the stored fields (RFC 9111 §4.3.4),
+ * store the result and serve it. r->resp_headers holds the 304's fields. */
+static void respond_revalidated(struct op_client *c)
+{
+    struct op_request *r = &c->r;
+    struct op_proxy_ctx *ctx = c->ctx;
+    char cs[160];
+    op_cache_freshen_headers(&r->stale_headers, &r->resp_headers);
+    struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &c->req.headers,
+                                  .status = r->stale_meta.status, .resp = &r->stale_headers,
+                                  .request_time = r->request_time,
+                                  .response_time = op_time_now()};
+    struct op_cache_meta meta;
+    const char *nostore = op_cache_storable(&x, &meta);
+    /* the stored copy does not keep Age: ours is computed when served */
+    op_headers_remove_all(&r->stale_headers, "age");
+    struct op_buf block, vary;
+    op_buf_init(&block, SIZE_MAX);
+    op_buf_init(&vary, 4096);
+    op_cache_vary_names(&r->stale_headers, &vary);
+    op_headers_serialize(&r->stale_headers, &block);
+    bool stored = nostore == NULL &&
+                  op_store_put(ctx->store, r->key.data, r->key.len, vary.data ? vary.data : "",
+                               vary.len, &c->req.headers, &meta, block.data ? block.data : "",
+                               block.len, r->stale_body.data ? r->stale_body.data : "",
+                               r->stale_body.len) == 0;
+    if (stored)
+        op_metric_inc(&ctx->metrics, stored_objects_total);
+    op_buf_fini(&block);
+    op_buf_fini(&vary);
+    op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
+    op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len,
+                           cs);
+}
+
+static void on_fetch_head(void *owner, struct op_http_msg *resp)
+{
+    struct op_client *c = owner;
+    struct op_request *r = &c->r;
+    struct op_proxy_ctx *ctx = c->ctx;
+    r->status = resp->status;
+    if (r->have_stale && resp->status == 304) {
+        copy_fields(&r->resp_headers, &resp->headers, NULL);
+        return; /* answered in on_fetch_done, once the exchange is complete */
+    }
+    r->have_stale = false;
+
+    /* what the store keeps, and what the client gets: without hop-by-hop fields */
+    r->nostore = "method";
+    if (r->cacheable && c->req.method == OP_HTTP_GET) {
+        struct op_cache_exchange x = {.method = c->req.method, .req = &c->req.headers,
+                                      .status = resp->status, .resp = &resp->headers,
+                                      .request_time = r->request_time,
+                                      .response_time = op_time_now()};
+        r->nostore = op_cache_storable(&x, &r->meta);
+        if (r->nostore == NULL && resp->content_length > (int64_t)ctx->conf->max_object_size)
+            r->nostore = "too large";
+    }
+    int64_t age = 0;
+    if (r->nostore == NULL) {
+        age = r->meta.corrected_initial_age;
+        r->store = true;
+        r->body.max = ctx->conf->max_object_size;
+        op_cache_vary_names(&resp->headers, &r->vary);
+    }
+    size_t alen;
+    bool origin_age = op_headers_get(&resp->headers, "age", &alen) != NULL;
+    op_headers_remove_all(&resp->headers, "content-length");
+    copy_fields(&r->resp_headers, &resp->headers, "age");
+
+    char cs[200];
+    op_proxy__cache_status(c, cs, sizeof(cs), 0, resp->status, r->store, r->nostore);
+    struct op_buf head;
+    op_buf_init(&head, SIZE_MAX);
+    op_proxy__head_begin(c, &head, resp->status, cs);
+    op_headers_serialize(&r->resp_headers, &head);
+    if (r->store || origin_age)
+        op_buf_appendf(&head, "Age: %lld\r\n",
+                       (long long)(r->store ? age : op_cache_age(&r->meta, op_time_now())));
+    bool no_body = c->req.method == OP_HTTP_HEAD || resp->status == 204 ||
+                   resp->status == 304 || (resp->status >= 100 && resp->status < 200);
+    r->client_body = !no_body;
+    op_proxy__head_end(c, &head, no_body && c->req.method != OP_HTTP_HEAD
+                                     ? -1 : resp->content_length, no_body);
+    c->rs = OP_RS_STREAM;
+
+    if (is_unsafe(c->req.method) && resp->status < 400) {
+        invalidate_key(c, r->key.data, r->key.len);
+        invalidate_field(c, "location");
+        invalidate_field(c, "content-location");
+        if (r->pending_acks > 0) {
+            /* nobody may see this response before the invalidation is committed */
+            r->hold = true;
+            r->body.max = SIZE_MAX;
+            op_buf_append(&r->body, head.data, head.len);
+            op_buf_fini(&head);
+            op_fetch_pause(r->fetch);
+            return;
+        }
+    }
+    op_proxy__out(c, head.data, head.len);
+    op_buf_fini(&head);
+}
+
+static int on_fetch_body(void *owner, const char *p, size_t len)
+{
+    struct op_client *c = owner;
+    struct op_request *r = &c->r;
+    if (r->store && op_buf_append(&r->body, p, len) != 0) {
+        r->store = false; /* grew past max_object_size: stream it, do not keep it */
+        op_buf_fini(&r->body);
+    }
+    if (!r->client_body)
+        return 0;
+    if (r->chunked_out) {
+        char frame[24];
+        int n = snprintf(frame, sizeof(frame), "%zx\r\n", len);
+        op_proxy__out(c, frame, (size_t)n);
+    }
+    op_proxy__out(c, p, len);
+    if (r->chunked_out)
+        op_proxy__out(c, "\r\n", 2);
+    if (c->closing)
+        return 1;
+    if (op_proxy__out_pending(c) > OUT_HIGH && r->fetch != NULL) {
+        op_fetch_pause(r->fetch); /* the client is slower than the origin */
+        c->origin_paused = true;
+    }
+    return 0;
+}
+
+static void on_fetch_done(void *owner)
+{
+    struct op_client *c = owner;
+    struct op_request *r = &c->r;
+    struct op_proxy_ctx *ctx = c->ctx;
+    if (r->have_stale && r->status == 304) {
+        respond_revalidated(c);
+        op_proxy__step(c);
+        return;
+    }
+    if (r->client_body && r->chunked_out)
+        op_proxy__out(c, "0\r\n\r\n", 5);
+    if (r->store) {
+        struct op_buf block;
+        op_buf_init(&block, SIZE_MAX);
+        op_headers_serialize(&r->resp_headers, &block);
+        if (op_store_put(ctx->store, r->key.data, r->key.len, r->vary.data ? r->vary.data : "",
+                         r->vary.len, &c->req.headers, &r->meta, block.data ? block.data : "",
+                         block.len, r->body.data ? r->body.data : "", r->body.len) == 0)
+            op_metric_inc(&ctx->metrics, stored_objects_total);
+        op_buf_fini(&block);
+    }
+    op_proxy__response_done(c);
+    op_proxy__step(c);
+}
+
+static void on_fetch_error(void *owner, int err, bool got_head)
+{
+    struct op_client *c = owner;
+    struct op_request *r = &c->r;
+    op_fetch_abort(r->fetch);
+    r->fetch = NULL;
+    if (got_head) {
+        /* mid-body: a clean short body would be a lie; close instead */
+        op_proxy__close(c);
+        return;
+    }
+    op_proxy__error(c, err == OP_ETIMEOUT ? 504 : 502,
+                    err == OP_ETIMEOUT ? "the origin did not answer in time"
+                                       : "the origin could not be reached or answered badly",
+                    false);
+}
+
+static void on_fetch_drain(void *owner)
+{
+    struct op_client *c = owner;
+    if (c->rq == OP_RQ_BODY)
+        op_proxy__step(c); /* reading the request body again */
+}
+
+static const struct op_fetch_cbs fetch_cbs = {
+    .on_head = on_fetch_head,
+    .on_body = on_fetch_body,
+    .on_done = on_fetch_done,
+    .on_error = on_fetch_error,
+    .on_drain = on_fetch_drain,
+};

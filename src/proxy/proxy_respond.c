@@ -1,0 +1,162 @@
+/* Response heads, Cache-Status (RFC 9211) and error pages that are never blank. */
+#include "proxy_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *op_proxy__reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 421: return "Misdirected Request";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+static const char *fwd_name(enum op_fwd f)
+{
+    switch (f) {
+    case OP_FWD_URI_MISS: return "uri-miss";
+    case OP_FWD_VARY_MISS: return "vary-miss";
+    case OP_FWD_STALE: return "stale";
+    case OP_FWD_REQUEST: return "request";
+    case OP_FWD_METHOD: return "method";
+    case OP_FWD_BYPASS: return "bypass";
+    case OP_FWD_NONE: break;
+    }
+    return NULL;
+}
+
+void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl,
+                            int fwd_status, bool stored, const char *detail)
+{
+    const char *name = c->ctx->conf->cache_name;
+    const char *fwd = fwd_name(c->r.fwd);
+    int n;
+    if (fwd == NULL)
+        n = snprintf(out, len, "%s; hit; ttl=%lld", name, (long long)ttl);
+    else
+        n = snprintf(out, len, "%s; fwd=%s", name, fwd);
+    if (fwd != NULL && fwd_status > 0 && n > 0 && (size_t)n < len)
+        n += snprintf(out + n, len - (size_t)n, "; fwd-status=%d", fwd_status);
+    if (fwd != NULL && stored && n > 0 && (size_t)n < len)
+        n += snprintf(out + n, len - (size_t)n, "; stored");
+    if (fwd != NULL && !stored && detail != NULL && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, "; detail=\"%s\"", detail);
+}
+
+void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
+                          const char *cache_status)
+{
+    op_buf_appendf(h, "HTTP/1.1 %d %s\r\n", status, op_proxy__reason(status));
+    if (cache_status != NULL)
+        op_buf_appendf(h, "Cache-Status: %s\r\n", cache_status);
+    op_buf_appendf(h, "Via: 1.1 %s\r\n", c->ctx->conf->cache_name);
+}
+
+void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length,
+                        bool no_body)
+{
+    struct op_request *r = &c->r;
+    r->chunked_out = false;
+    if (content_length >= 0) {
+        op_buf_appendf(h, "Content-Length: %lld\r\n", (long long)content_length);
+    } else if (!no_body) {
+        if (c->req.major == 1 && c->req.minor >= 1)
+            r->chunked_out = true;
+        else
+            c->close_after = true; /* HTTP/1.0: the close delimits the body */
+        if (r->chunked_out)
+            op_buf_appendf(h, "Transfer-Encoding: chunked\r\n");
+    }
+    if (c->close_after || !c->keep_alive || c->ctx->draining)
+        op_buf_appendf(h, "Connection: close\r\n");
+    else if (c->req.minor == 0)
+        op_buf_appendf(h, "Connection: keep-alive\r\n");
+    op_buf_append(h, "\r\n", 2);
+}
+
+static bool wants_html(const struct op_client *c)
+{
+    uint64_t st = 0;
+    const char *e;
+    size_t elen;
+    while (op_headers_next_elem(&c->req.headers, "accept", &st, &e, &elen)) {
+        if (elen >= 9 && (memcmp(e, "text/html", 9) == 0 || memcmp(e, "*/*", 3) == 0))
+            return true;
+    }
+    return op_headers_find(&c->req.headers, "accept", 0) < 0;
+}
+
+void op_proxy__error(struct op_client *c, int status, const char *detail, bool close)
+{
+    struct op_buf body, head;
+    char cs[160];
+    op_buf_init(&body, 4096);
+    op_buf_init(&head, 4096);
+    bool html = wants_html(c);
+    const char *name = c->ctx->conf->cache_name;
+    unsigned long long rid = (unsigned long long)c->r.id;
+    if (html)
+        op_buf_appendf(&body,
+                       "<!DOCTYPE html>\n<html><head><title>%d %s</title></head><body>\n"
+                       "<h1>%d %s</h1>\n<p>%s</p>\n<p>node %s, worker %u, request %llu</p>\n"
+                       "</body></html>\n",
+                       status, op_proxy__reason(status), status, op_proxy__reason(status),
+                       detail, name, c->ctx->worker_id, rid);
+    else
+        op_buf_appendf(&body, "%d %s\n%s\nnode %s, worker %u, request %llu\n", status,
+                       op_proxy__reason(status), detail, name, c->ctx->worker_id, rid);
+    if (close)
+        c->close_after = true;
+    snprintf(cs, sizeof(cs), "%s; fwd=bypass; detail=\"%d\"", name, status);
+    op_proxy__head_begin(c, &head, status, cs);
+    op_buf_appendf(&head, "Content-Type: %s\r\nCache-Control: no-store\r\n",
+                   html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8");
+    op_buf_appendf(&head, "X-Request-Id: %u-%llu\r\n", c->ctx->worker_id, rid);
+    bool no_body = c->req.method == OP_HTTP_HEAD;
+    op_proxy__head_end(c, &head, (int64_t)body.len, false);
+    op_proxy__out(c, head.data, head.len);
+    if (!no_body)
+        op_proxy__out(c, body.data, body.len);
+    op_buf_fini(&body);
+    op_buf_fini(&head);
+    if (c->closing)
+        return;
+    if (c->rq != OP_RQ_DONE && close)
+        c->rq = OP_RQ_DONE; /* the rest of the request is never read */
+    op_proxy__response_done(c);
+    op_proxy__step(c);
+}

@@ -1,0 +1,253 @@
+/* The writer thread: the only place a write transaction is opened. It takes
+ * every queued op, applies them in one transaction (a group commit), evicts in
+ * insertion order before the byte budget is passed, and posts completions. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_MAX 256
+
+static int put_counter(struct op_store *s, MDB_txn *txn, const char *name, uint64_t v)
+{
+    MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
+    MDB_val d = {.mv_size = sizeof(v), .mv_data = &v};
+    return mdb_put(txn, s->db_meta, &k, &d, 0);
+}
+
+/* Delete the object at <k> (and its lru entry); adjusts the byte total. */
+static int delete_object(struct op_store *s, MDB_txn *txn, MDB_val *k)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, s->db_objects, k, &v);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    struct op_store_rec rec;
+    if (op_store__rec_decode(v.mv_data, v.mv_size, &rec) == 0) {
+        MDB_val lk = {.mv_size = sizeof(rec.seq), .mv_data = &rec.seq};
+        rc = mdb_del(txn, s->db_lru, &lk, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    s->total_bytes -= v.mv_size < s->total_bytes ? v.mv_size : s->total_bytes;
+    if (s->stats.objects > 0)
+        s->stats.objects--;
+    return mdb_del(txn, s->db_objects, k, NULL);
+}
+
+/* Remove the primaries entry of <hash> when no variant of it is left. */
+static int drop_primary_if_empty(struct op_store *s, MDB_txn *txn, const uint8_t *hash)
+{
+    MDB_cursor *cur;
+    uint8_t start[OP_STORE_KEY_LEN] = {0};
+    memcpy(start, hash, OP_STORE_HASH_LEN);
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = start}, v;
+    int rc = mdb_cursor_open(txn, s->db_objects, &cur);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    bool any = rc == 0 && memcmp(k.mv_data, hash, OP_STORE_HASH_LEN) == 0;
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if (any)
+        return 0;
+    MDB_val pk = {.mv_size = OP_STORE_HASH_LEN, .mv_data = (void *)hash};
+    rc = mdb_del(txn, s->db_primaries, &pk, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Evict the oldest objects until <need> more bytes fit in the budget. */
+static int evict(struct op_store *s, MDB_txn *txn, uint64_t need, uint64_t *evicted)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->db_lru, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k, v;
+    while (s->total_bytes + need > s->budget &&
+           (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        uint8_t okey[OP_STORE_KEY_LEN];
+        if (v.mv_size != OP_STORE_KEY_LEN) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            continue;
+        }
+        memcpy(okey, v.mv_data, OP_STORE_KEY_LEN);
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        MDB_val ok = {.mv_size = OP_STORE_KEY_LEN, .mv_data = okey};
+        if ((rc = delete_object(s, txn, &ok)) != 0 ||
+            (rc = drop_primary_if_empty(s, txn, okey)) != 0)
+            break;
+        (*evicted)++;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int apply_put(struct op_store *s, MDB_txn *txn, struct op_store_op *op,
+                     uint64_t *evicted)
+{
+    if (op->record_len > s->budget / 4)
+        return 0; /* would evict a quarter of the cache for one object: do not store */
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = op->key};
+    int rc = delete_object(s, txn, &k); /* a replaced variant */
+    if (rc != 0)
+        return rc;
+    if ((rc = evict(s, txn, op->record_len, evicted)) != 0)
+        return rc;
+    uint64_t seq = ++s->next_seq;
+    op_store__rec_set_seq(op->record, seq);
+    MDB_val v = {.mv_size = op->record_len, .mv_data = op->record};
+    MDB_val pk = {.mv_size = OP_STORE_HASH_LEN, .mv_data = op->key};
+    MDB_val pv = {.mv_size = op->vary_len, .mv_data = op->vary};
+    MDB_val lk = {.mv_size = sizeof(seq), .mv_data = &seq};
+    MDB_val lv = {.mv_size = OP_STORE_KEY_LEN, .mv_data = op->key};
+    if ((rc = mdb_put(txn, s->db_primaries, &pk, &pv, 0)) != 0 ||
+        (rc = mdb_put(txn, s->db_objects, &k, &v, 0)) != 0 ||
+        (rc = mdb_put(txn, s->db_lru, &lk, &lv, MDB_APPEND)) != 0)
+        return rc;
+    s->total_bytes += op->record_len;
+    s->stats.objects++;
+    return 0;
+}
+
+static int apply_invalidate(struct op_store *s, MDB_txn *txn, struct op_store_op *op)
+{
+    MDB_cursor *cur;
+    uint8_t start[OP_STORE_KEY_LEN] = {0};
+    memcpy(start, op->key, OP_STORE_HASH_LEN);
+    int rc = mdb_cursor_open(txn, s->db_objects, &cur);
+    if (rc != 0)
+        return rc;
+    for (;;) {
+        MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = start}, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc != 0 || memcmp(k.mv_data, op->key, OP_STORE_HASH_LEN) != 0)
+            break;
+        uint8_t okey[OP_STORE_KEY_LEN];
+        memcpy(okey, k.mv_data, OP_STORE_KEY_LEN);
+        MDB_val ok = {.mv_size = OP_STORE_KEY_LEN, .mv_data = okey};
+        if ((rc = delete_object(s, txn, &ok)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    MDB_val pk = {.mv_size = OP_STORE_HASH_LEN, .mv_data = op->key};
+    rc = mdb_del(txn, s->db_primaries, &pk, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* One transaction over <ops>. Returns an LMDB code; on failure nothing of it
+ * is committed and the in-memory counters are restored. */
+static int run_batch(struct op_store *s, struct op_store_op *ops, uint64_t extra_evict,
+                     uint64_t *evicted)
+{
+    uint64_t saved_bytes = s->total_bytes, saved_seq = s->next_seq;
+    uint64_t saved_objects = s->stats.objects;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    uint64_t ev = 0;
+    if (extra_evict > 0)
+        rc = evict(s, txn, extra_evict, &ev);
+    for (struct op_store_op *op = ops; op != NULL && rc == 0; op = op->next)
+        rc = op->kind == OP_STORE_PUT ? apply_put(s, txn, op, &ev) : apply_invalidate(s, txn, op);
+    if (rc == 0 && (rc = put_counter(s, txn, "total_bytes", s->total_bytes)) == 0 &&
+        (rc = put_counter(s, txn, "next_seq", s->next_seq)) == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        s->total_bytes = saved_bytes;
+        s->next_seq = saved_seq;
+        s->stats.objects = saved_objects;
+        return rc;
+    }
+    *evicted += ev;
+    return 0;
+}
+
+static void complete(struct op_store *s, struct op_store_op *ops, int rc, uint64_t evicted)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stats.bytes = s->total_bytes;
+    s->stats.evictions += evicted;
+    if (rc == 0)
+        s->stats.commits++;
+    pthread_mutex_unlock(&s->lock);
+    while (ops != NULL) {
+        struct op_store_op *next = ops->next;
+        if (rc != 0 && ops->kind == OP_STORE_PUT) {
+            pthread_mutex_lock(&s->lock);
+            s->stats.put_failures++;
+            pthread_mutex_unlock(&s->lock);
+        }
+        if (ops->reply != NULL && ops->done != NULL)
+            op_mailbox_post(ops->reply, ops->done);
+        free(ops->record);
+        free(ops->vary);
+        free(ops);
+        ops = next;
+    }
+}
+
+static void process(struct op_store *s, struct op_store_op *ops)
+{
+    uint64_t evicted = 0;
+    int rc = run_batch(s, ops, 0, &evicted);
+    if (rc == MDB_MAP_FULL) {
+        /* the budget leaves room, but fragmentation can still fill the map:
+         * make a tenth of the budget free and try once more */
+        op_log_warn("store", "map full at %llu bytes stored; evicting",
+                    (unsigned long long)s->total_bytes);
+        uint64_t target = s->budget / 10;
+        rc = run_batch(s, ops, target + (s->total_bytes > s->budget - target
+                                             ? s->total_bytes - (s->budget - target) : 0),
+                       &evicted);
+    }
+    if (rc != 0 && ops->next != NULL) {
+        /* one op failed the batch: apply the others alone so that an
+         * invalidation is never lost because of a put */
+        while (ops != NULL) {
+            struct op_store_op *next = ops->next;
+            ops->next = NULL;
+            process(s, ops);
+            ops = next;
+        }
+        return;
+    }
+    if (rc != 0)
+        op_store__mdb_err(ops->kind == OP_STORE_PUT ? "store object" : "invalidate", rc);
+    complete(s, ops, rc, evicted);
+}
+
+void *op_store__writer_main(void *arg)
+{
+    struct op_store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (s->head == NULL && !s->stopping)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (s->head == NULL && s->stopping) {
+            pthread_mutex_unlock(&s->lock);
+            return NULL;
+        }
+        /* take up to BATCH_MAX ops */
+        struct op_store_op *ops = s->head, *last = ops;
+        size_t n = 1;
+        while (last->next != NULL && n < BATCH_MAX) {
+            last = last->next;
+            n++;
+        }
+        s->head = last->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->lock);
+        process(s, ops);
+    }
+}

@@ -1,0 +1,189 @@
+/* A worker: thread, loop, listener, mailbox, graceful stop. */
+#include "outpost/worker.h"
+
+#include "outpost/net.h"
+#include "outpost/proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define WORKER_MAGIC 0x574f524bu
+
+struct op_worker {
+    unsigned magic;
+    unsigned id;
+    const struct op_conf *conf;     /* borrowed */
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_tcp_t listener;
+    uv_timer_t deadline;
+    int listen_fd;
+    bool listener_open;
+    bool finished;
+    pthread_t thread;
+    struct op_mailbox mailbox;
+    struct op_msg stop_msg;
+    struct op_proxy_ctx ctx;
+    struct op_proxy_site *sites;    /* owned */
+};
+
+static void on_wake(void *arg)
+{
+    uv_async_send(arg);
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct op_worker *w = a->data;
+    op_mailbox_drain(&w->mailbox);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct op_worker *w = server->data;
+    if (status < 0) {
+        op_log_warn("worker", "w%u: accept: %s", w->id, uv_strerror(status));
+        return;
+    }
+    op_proxy_accept(&w->ctx, server);
+}
+
+/* Every connection is gone: close what is left so uv_run returns. */
+static void finish(struct op_worker *w)
+{
+    if (w->finished)
+        return;
+    w->finished = true;
+    uv_timer_stop(&w->deadline);
+    uv_close((uv_handle_t *)&w->deadline, NULL);
+    uv_close((uv_handle_t *)&w->async, NULL);
+    for (size_t i = 0; i < w->ctx.nsites; i++)
+        op_origin_close(&w->sites[i].origin);
+}
+
+static void on_drained(struct op_proxy_ctx *ctx)
+{
+    struct op_worker *w = (struct op_worker *)((char *)ctx - offsetof(struct op_worker, ctx));
+    finish(w);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct op_worker *w = t->data;
+    op_log_warn("worker", "w%u: shutdown deadline passed with %u connections open", w->id,
+                w->ctx.nclients);
+    op_proxy_close_all(&w->ctx); /* on_drained follows when the last one is freed */
+    if (w->ctx.nclients == 0)
+        finish(w);
+}
+
+static void on_stop(struct op_msg *m)
+{
+    struct op_worker *w = (struct op_worker *)((char *)m - offsetof(struct op_worker, stop_msg));
+    if (w->listener_open) {
+        uv_close((uv_handle_t *)&w->listener, NULL);
+        w->listener_open = false;
+    }
+    uv_timer_start(&w->deadline, on_deadline, w->conf->shutdown_timeout_ms, 0);
+    op_proxy_drain(&w->ctx);
+}
+
+static void *worker_main(void *arg)
+{
+    struct op_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
+                     const struct sockaddr_storage *listen_addr,
+                     const struct sockaddr_storage *origins, struct op_worker **out)
+{
+    struct op_worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return OP_ENOMEM;
+    w->magic = WORKER_MAGIC;
+    w->id = id;
+    w->conf = conf;
+    int fd = op_net_listen(listen_addr, 1024);
+    if (fd < 0) {
+        free(w);
+        return -fd;
+    }
+    w->listen_fd = fd;
+    w->sites = calloc(conf->nsites, sizeof(*w->sites));
+    if (w->sites == NULL || uv_loop_init(&w->loop) != 0) {
+        free(w->sites);
+        free(w);
+        return OP_ENOMEM;
+    }
+    uv_async_init(&w->loop, &w->async, on_async);
+    w->async.data = w;
+    uv_timer_init(&w->loop, &w->deadline);
+    w->deadline.data = w;
+    op_mailbox_init(&w->mailbox, on_wake, &w->async);
+    w->stop_msg.run = on_stop;
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if (uv_tcp_open(&w->listener, fd) != 0 ||
+        uv_listen((uv_stream_t *)&w->listener, 1024, on_connection) != 0) {
+        op_log_error("worker", "w%u: cannot listen", id);
+        return OP_EIO; /* the process exits; nothing to unwind */
+    }
+    w->listener_open = true;
+
+    struct op_proxy_ctx *ctx = &w->ctx;
+    ctx->loop = &w->loop;
+    ctx->worker_id = id;
+    ctx->conf = conf;
+    ctx->store = store;
+    ctx->mailbox = &w->mailbox;
+    ctx->sites = w->sites;
+    ctx->nsites = conf->nsites;
+    ctx->on_drained = on_drained;
+    if (op_store_reader_open(store, &ctx->reader) != 0)
+        return OP_ENOMEM;
+    for (size_t i = 0; i < conf->nsites; i++) {
+        const struct op_conf_site *s = &conf->sites[i];
+        struct op_origin *o = &w->sites[i].origin;
+        w->sites[i].conf = s;
+        op_origin_init(o, &w->loop, &origins[i], s->origin, &ctx->metrics);
+        o->connect_timeout_ms = s->connect_timeout_ms;
+        o->first_byte_timeout_ms = s->first_byte_timeout_ms;
+        o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
+        o->idle_max = (uint32_t)s->origin_idle_max;
+    }
+    *out = w;
+    return 0;
+}
+
+int op_worker_start(struct op_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : OP_ENOMEM;
+}
+
+void op_worker_stop(struct op_worker *w)
+{
+    op_mailbox_post(&w->mailbox, &w->stop_msg);
+}
+
+void op_worker_join(struct op_worker *w)
+{
+    pthread_join(w->thread, NULL);
+    /* handles closed by finish(); run once more for their callbacks */
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&w->loop) != 0)
+        op_log_warn("worker", "w%u: loop closed with handles open", w->id);
+    op_store_reader_close(w->ctx.reader);
+    op_mailbox_fini(&w->mailbox);
+    free(w->sites);
+    w->magic = 0;
+    free(w);
+}
+
+void op_worker_add_metrics(const struct op_worker *w, struct op_metrics *sum)
+{
+    for (int i = 0; i < OP_M__COUNT; i++)
+        sum->v[i] += w->ctx.metrics.v[i];
+}
