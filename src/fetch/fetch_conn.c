@@ -208,12 +208,15 @@ static bool try_retry(struct op_oconn *c)
 static void parse_input(struct op_oconn *c)
 {
     c->busy++;
-    while (c->fetch != NULL && c->in.len > 0 && c->state != OC_CLOSING) {
+    /* runs once more after the head even with no bytes left: a bodiless
+     * response completes only on the next execute */
+    while (c->fetch != NULL && c->state != OC_CLOSING) {
         struct op_fetch *f = c->fetch;
         if (f->paused)
             break;
         size_t used = 0;
-        int rc = op_http_parser_execute(&c->parser, c->in.data, c->in.len, &used);
+        int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len,
+                                        &used);
         op_buf_consume(&c->in, used);
         if (rc == OP_EPARSE) {
             op_log_warn("fetch", "origin %s: bad response: %s", c->origin->name,
@@ -222,6 +225,8 @@ static void parse_input(struct op_oconn *c)
             fetch_fail(f, OP_EORIGIN);
             break;
         }
+        if (rc == 0)
+            break; /* everything consumed, no event: wait for more bytes */
         if (rc == OP_EAGAIN) {
             op_http_parser_resume(&c->parser);
             if (c->parser.event == OP_HTTP_EV_HEAD) {

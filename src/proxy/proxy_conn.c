@@ -215,11 +215,18 @@ void op_proxy__step(struct op_client *c)
                         c->parser.err_reason ? c->parser.err_reason : "?");
             op_metric_inc(&c->ctx->metrics, client_errors_total);
             read_stop(c);
-            if (c->rs == OP_RS_NONE)
+            if (c->rs == OP_RS_DONE && c->close_after)
+                return; /* a response that ends the connection is already queued */
+            if (c->rs == OP_RS_NONE || c->rs == OP_RS_WAIT) {
+                if (c->r.fetch != NULL) { /* the origin never sees the rest */
+                    op_fetch_abort(c->r.fetch);
+                    c->r.fetch = NULL;
+                }
                 op_proxy__error(c, c->parser.err_status ? c->parser.err_status : 400,
                                 "malformed request", true);
-            else
+            } else {
                 op_proxy__close(c); /* mid-response: never resync */
+            }
             return;
         }
         if (rc == OP_EAGAIN) {
