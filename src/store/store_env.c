@@ -180,6 +180,10 @@ void op_store_reader_close(struct op_store_reader *r)
 
 void op_store_reader_end(struct op_store_reader *r)
 {
+    if (r->pinned != NULL) {
+        op_store__op_unref(r->pinned);
+        r->pinned = NULL;
+    }
     if (r->active) {
         mdb_txn_reset(r->txn);
         r->active = false;
@@ -206,15 +210,71 @@ static int reader_begin(struct op_store_reader *r)
     return 0;
 }
 
+void op_store__op_unref(struct op_store_op *op)
+{
+    if (atomic_fetch_sub(&op->refs, 1) != 1)
+        return;
+    free(op->record);
+    free(op->vary);
+    free(op);
+}
+
+static void fill_obj(const struct op_store_rec *rec, struct op_store_obj *obj)
+{
+    obj->meta = rec->meta;
+    obj->headers = rec->headers;
+    obj->headers_len = rec->headers_len;
+    obj->body = rec->body;
+    obj->body_len = rec->body_len;
+}
+
+/* The newest pending PUT for this primary key and request, pinned to the
+ * reader; false if there is none. */
+static bool lookup_pending(struct op_store_reader *r, const uint8_t *phash, const char *primary,
+                           size_t plen, const struct op_headers *req, struct op_store_obj *obj)
+{
+    struct op_store *s = r->store;
+    bool found = false;
+    struct op_buf secondary;
+    op_buf_init(&secondary, 64 * 1024);
+    pthread_mutex_lock(&s->lock);
+    for (struct op_store_op *op = s->pending; op != NULL && !found; op = op->next_pending) {
+        if (memcmp(op->key, phash, OP_STORE_HASH_LEN) != 0)
+            continue;
+        const char *names;
+        size_t nlen;
+        struct op_store_rec rec;
+        if (op_store__vary_decode(op->vary, op->vary_len, &names, &nlen) != 0 ||
+            op_store__rec_decode(op->record, op->record_len, &rec) != 0)
+            continue;
+        op_buf_reset(&secondary);
+        if (nlen > 0 && op_cache_key_secondary(names, nlen, req, &secondary) != 0)
+            continue;
+        if (rec.primary_len != plen || memcmp(rec.primary, primary, plen) != 0 ||
+            rec.secondary_len != secondary.len ||
+            (secondary.len > 0 && memcmp(rec.secondary, secondary.data, secondary.len) != 0))
+            continue;
+        atomic_fetch_add(&op->refs, 1);
+        r->pinned = op;
+        fill_obj(&rec, obj);
+        found = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    op_buf_fini(&secondary);
+    return found;
+}
+
 int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
                     const struct op_headers *req, struct op_store_obj *obj)
 {
     struct op_store *s = r->store;
     uint8_t key[OP_STORE_KEY_LEN];
+    op_store__hash(primary, plen, key);
+    if (atomic_load(&s->npending) > 0 && lookup_pending(r, key, primary, plen, req, obj))
+        return 0; /* newer than anything committed */
     int rc = reader_begin(r);
     if (rc != 0)
         return rc;
-    op_store__hash(primary, plen, key);
     MDB_val k = {.mv_size = OP_STORE_HASH_LEN, .mv_data = key}, v;
     if ((rc = mdb_get(r->txn, s->db_primaries, &k, &v)) != 0)
         return rc == MDB_NOTFOUND ? OP_ENOTFOUND : op_store__mdb_err("get primary", rc);
@@ -237,11 +297,7 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
         rec.primary_len == plen && memcmp(rec.primary, primary, plen) == 0 &&
         rec.secondary_len == secondary.len &&
         (secondary.len == 0 || memcmp(rec.secondary, secondary.data, secondary.len) == 0)) {
-        obj->meta = rec.meta;
-        obj->headers = rec.headers;
-        obj->headers_len = rec.headers_len;
-        obj->body = rec.body;
-        obj->body_len = rec.body_len;
+        fill_obj(&rec, obj);
         rc = 0;
     } else if (rc == 0 || rc == MDB_NOTFOUND) {
         rc = OP_ENOTFOUND; /* absent, another format, or a hash collision */
@@ -255,7 +311,28 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
 static void enqueue(struct op_store *s, struct op_store_op *op)
 {
     op->next = NULL;
+    atomic_init(&op->refs, 1);
     pthread_mutex_lock(&s->lock);
+    if (op->kind == OP_STORE_PUT) {
+        atomic_fetch_add(&op->refs, 1);
+        op->pending = true;
+        op->next_pending = s->pending;
+        s->pending = op;
+        atomic_fetch_add(&s->npending, 1);
+    } else {
+        /* an invalidation hides the pending PUTs it follows at once */
+        for (struct op_store_op **pp = &s->pending; *pp != NULL;) {
+            struct op_store_op *p = *pp;
+            if (memcmp(p->key, op->key, OP_STORE_HASH_LEN) == 0) {
+                *pp = p->next_pending;
+                p->pending = false;
+                atomic_fetch_sub(&s->npending, 1);
+                op_store__op_unref(p);
+            } else {
+                pp = &p->next_pending;
+            }
+        }
+    }
     if (s->tail)
         s->tail->next = op;
     else
@@ -328,5 +405,24 @@ void op_store_stats(struct op_store *s, struct op_store_stats *out)
 {
     pthread_mutex_lock(&s->lock);
     *out = s->stats;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void op_store__unpend(struct op_store *s, struct op_store_op *ops)
+{
+    pthread_mutex_lock(&s->lock);
+    for (struct op_store_op *op = ops; op != NULL; op = op->next) {
+        if (!op->pending)
+            continue;
+        for (struct op_store_op **pp = &s->pending; *pp != NULL; pp = &(*pp)->next_pending) {
+            if (*pp == op) {
+                *pp = op->next_pending;
+                op->pending = false;
+                atomic_fetch_sub(&s->npending, 1);
+                op_store__op_unref(op);
+                break;
+            }
+        }
+    }
     pthread_mutex_unlock(&s->lock);
 }

@@ -7,6 +7,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define OP_STORE_FORMAT 1u
@@ -15,9 +16,14 @@
 
 enum op_store_op_kind { OP_STORE_PUT, OP_STORE_INVALIDATE };
 
-/* One unit of work for the writer; owned by the queue, then by the writer. */
+/* One unit of work for the writer. Reference-counted: the queue (then the
+ * writer) holds one; a PUT is also on the pending list until committed, and a
+ * reader serving it holds one until op_store_reader_end. */
 struct op_store_op {
     struct op_store_op *next;
+    struct op_store_op *next_pending; /* borrowed: pending list link */
+    atomic_uint refs;
+    bool pending;                     /* on the pending list (under store lock) */
     enum op_store_op_kind kind;
     uint8_t key[OP_STORE_KEY_LEN]; /* PUT: object key; INVALIDATE: first half used */
     char *vary;                    /* owned (PUT): Vary names record */
@@ -40,6 +46,10 @@ struct op_store {
     struct op_store_op *head;      /* owned */
     struct op_store_op *tail;      /* borrowed */
     bool stopping;
+    /* PUTs queued and not yet committed, newest first: lookups see them, so an
+     * object is served from the moment its response completed */
+    struct op_store_op *pending;   /* ref */
+    atomic_uint npending;          /* read without the lock to skip it when empty */
 
     /* writer-owned, persisted in meta */
     uint64_t total_bytes;
@@ -48,9 +58,10 @@ struct op_store {
 };
 
 struct op_store_reader {
-    struct op_store *store; /* borrowed */
-    MDB_txn *txn;           /* owned: reset between lookups */
+    struct op_store *store;     /* borrowed */
+    MDB_txn *txn;               /* owned: reset between lookups */
     bool active;
+    struct op_store_op *pinned; /* ref: a pending PUT being served */
 };
 
 /* The on-disk object record. */
@@ -79,6 +90,9 @@ char *op_store__vary_encode(const char *names, size_t len, size_t *out_len);
 int op_store__vary_decode(const char *p, size_t len, const char **names, size_t *nlen);
 
 void op_store__hash(const char *p, size_t len, uint8_t out[OP_STORE_HASH_LEN]);
+void op_store__op_unref(struct op_store_op *op);
+/* Take committed PUTs off the pending list (writer, after a commit). */
+void op_store__unpend(struct op_store *s, struct op_store_op *ops);
 void *op_store__writer_main(void *arg);
 /* Log an LMDB error once, where it happened, and return OP_ESTORE. */
 int op_store__mdb_err(const char *what, int rc);

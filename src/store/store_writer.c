@@ -98,7 +98,9 @@ static int apply_put(struct op_store *s, MDB_txn *txn, struct op_store_op *op,
     if ((rc = evict(s, txn, op->record_len, evicted)) != 0)
         return rc;
     uint64_t seq = ++s->next_seq;
+    pthread_mutex_lock(&s->lock); /* lookups may be reading this pending record */
     op_store__rec_set_seq(op->record, seq);
+    pthread_mutex_unlock(&s->lock);
     MDB_val v = {.mv_size = op->record_len, .mv_data = op->record};
     MDB_val pk = {.mv_size = OP_STORE_HASH_LEN, .mv_data = op->key};
     MDB_val pv = {.mv_size = op->vary_len, .mv_data = op->vary};
@@ -173,6 +175,7 @@ static int run_batch(struct op_store *s, struct op_store_op *ops, uint64_t extra
 
 static void complete(struct op_store *s, struct op_store_op *ops, int rc, uint64_t evicted)
 {
+    op_store__unpend(s, ops); /* committed (or failed): LMDB answers from now on */
     pthread_mutex_lock(&s->lock);
     s->stats.bytes = s->total_bytes;
     s->stats.evictions += evicted;
@@ -188,26 +191,39 @@ static void complete(struct op_store *s, struct op_store_op *ops, int rc, uint64
         }
         if (ops->reply != NULL && ops->done != NULL)
             op_mailbox_post(ops->reply, ops->done);
-        free(ops->record);
-        free(ops->vary);
-        free(ops);
+        op_store__op_unref(ops);
         ops = next;
     }
 }
 
+/* Evict about <bytes> in a transaction of its own. LMDB reuses the pages a
+ * transaction frees only in later transactions, so room for a batch has to be
+ * made (and committed) before the batch. */
+static int evict_txn(struct op_store *s, uint64_t bytes, uint64_t *evicted)
+{
+    if (s->total_bytes == 0 || bytes == 0)
+        return 0;
+    uint64_t keep = s->total_bytes > bytes ? s->total_bytes - bytes : 0;
+    /* evict() frees until total + need fits the budget, that is total <= keep */
+    return run_batch(s, NULL, s->budget > keep ? s->budget - keep : 1, evicted);
+}
+
 static void process(struct op_store *s, struct op_store_op *ops)
 {
-    uint64_t evicted = 0;
+    uint64_t evicted = 0, need = 0;
+    for (struct op_store_op *op = ops; op != NULL; op = op->next)
+        if (op->kind == OP_STORE_PUT)
+            need += op->record_len;
+    if (s->total_bytes + need > s->budget)
+        evict_txn(s, s->total_bytes + need - s->budget + s->budget / 20, &evicted);
     int rc = run_batch(s, ops, 0, &evicted);
-    if (rc == MDB_MAP_FULL) {
-        /* the budget leaves room, but fragmentation can still fill the map:
-         * make a tenth of the budget free and try once more */
-        op_log_warn("store", "map full at %llu bytes stored; evicting",
-                    (unsigned long long)s->total_bytes);
-        uint64_t target = s->budget / 10;
-        rc = run_batch(s, ops, target + (s->total_bytes > s->budget - target
-                                             ? s->total_bytes - (s->budget - target) : 0),
-                       &evicted);
+    /* fragmentation can still fill the map: free a growing share and retry */
+    static const unsigned percent[] = {10, 25, 50};
+    for (size_t i = 0; rc == MDB_MAP_FULL && i < sizeof(percent) / sizeof(percent[0]); i++) {
+        op_log_warn("store", "map full at %llu bytes stored; evicting %u%%",
+                    (unsigned long long)s->total_bytes, percent[i]);
+        evict_txn(s, s->budget / 100 * percent[i], &evicted);
+        rc = run_batch(s, ops, 0, &evicted);
     }
     if (rc != 0 && ops->next != NULL) {
         /* one op failed the batch: apply the others alone so that an

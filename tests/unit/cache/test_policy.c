@@ -1,0 +1,243 @@
+/* Unit tests: RFC 9111 policy as plain function calls with a fixed clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "outpost/cache.h"
+
+#include <string.h>
+
+#define NOW 1700000000LL
+
+struct fixture {
+    struct op_headers req, resp;
+};
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    op_headers_init(&f.req, 64, 8192);
+    op_headers_init(&f.resp, 64, 8192);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    op_headers_fini(&f->req);
+    op_headers_fini(&f->resp);
+    return 0;
+}
+
+static void add(struct op_headers *h, const char *n, const char *v)
+{
+    assert_int_equal(op_headers_add(h, n, strlen(n), v, strlen(v)), 0);
+}
+
+static const char *decide(struct fixture *f, int status, struct op_cache_meta *m)
+{
+    struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &f->req, .status = status,
+                                  .resp = &f->resp, .request_time = NOW, .response_time = NOW};
+    return op_cache_storable(&x, m);
+}
+
+static void test_s_maxage_beats_max_age_beats_expires(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT"); /* NOW */
+    add(&f->resp, "Expires", "Tue, 14 Nov 2023 22:15:00 GMT"); /* +100 s */
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 100);
+    add(&f->resp, "Cache-Control", "max-age=50");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 50);
+    add(&f->resp, "Cache-Control", "s-maxage=10");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 10);
+    assert_true(m.flags & OP_META_MUST_REVALIDATE); /* s-maxage implies it (§5.2.2.10) */
+}
+
+static void test_invalid_expires_is_stale(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Expires", "0");
+    add(&f->resp, "ETag", "\"a\"");
+    assert_null(decide(f, 200, &m)); /* stored, but stale at once */
+    assert_int_equal(m.freshness_lifetime, 0);
+}
+
+static void test_not_storable(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Cache-Control", "max-age=60, no-store");
+    assert_string_equal(decide(f, 200, &m), "no-store");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=60, private");
+    assert_string_equal(decide(f, 200, &m), "private");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=60");
+    add(&f->req, "Authorization", "Basic eA==");
+    assert_string_equal(decide(f, 200, &m), "authorization");
+    add(&f->resp, "Cache-Control", "public");
+    assert_null(decide(f, 200, &m));
+    op_headers_reset(&f->req);
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=60");
+    add(&f->resp, "Vary", "*");
+    assert_string_equal(decide(f, 200, &m), "vary");
+    op_headers_reset(&f->resp);
+    assert_string_equal(decide(f, 200, &m), "no freshness"); /* nothing to go on */
+    add(&f->resp, "Cache-Control", "max-age=60");
+    assert_string_equal(decide(f, 206, &m), "status");
+    add(&f->req, "Cache-Control", "no-store");
+    assert_string_equal(decide(f, 200, &m), "no-store");
+}
+
+static void test_cdn_cache_control_replaces_cache_control(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Cache-Control", "private");
+    add(&f->resp, "CDN-Cache-Control", "max-age=30");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 30);
+}
+
+static void test_heuristic_from_last_modified(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT");
+    add(&f->resp, "Last-Modified", "Tue, 14 Nov 2023 22:03:20 GMT"); /* 600 s before */
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 60);
+    assert_true(m.flags & OP_META_HEURISTIC);
+    assert_string_equal(decide(f, 302, &m), "no freshness"); /* not heuristically cacheable */
+}
+
+static void test_age_calculation(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Cache-Control", "max-age=100");
+    add(&f->resp, "Age", "30");
+    struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &f->req, .status = 200,
+                                  .resp = &f->resp, .request_time = NOW - 2,
+                                  .response_time = NOW};
+    assert_null(op_cache_storable(&x, &m));
+    assert_int_equal(m.corrected_initial_age, 32); /* Age + response delay */
+    assert_int_equal(op_cache_age(&m, NOW + 10), 42);
+    int64_t age, ttl;
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 10, &age, &ttl), OP_CACHE_FRESH);
+    assert_int_equal(ttl, 58);
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 70, &age, &ttl), OP_CACHE_VALIDATE);
+}
+
+static void test_request_directives(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m = {.response_time = NOW, .freshness_lifetime = 100};
+    int64_t age, ttl;
+    add(&f->req, "Cache-Control", "max-age=5");
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 10, &age, &ttl), OP_CACHE_VALIDATE);
+    op_headers_reset(&f->req);
+    add(&f->req, "Pragma", "no-cache");
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW, &age, &ttl), OP_CACHE_VALIDATE);
+    op_headers_reset(&f->req);
+    add(&f->req, "Cache-Control", "max-stale=50");
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 120, &age, &ttl), OP_CACHE_STALE_OK);
+    m.flags = OP_META_MUST_REVALIDATE;
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 120, &age, &ttl), OP_CACHE_VALIDATE);
+    m.flags = OP_META_NO_CACHE;
+    op_headers_reset(&f->req);
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW, &age, &ttl), OP_CACHE_VALIDATE);
+}
+
+static void test_conditionals(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m = {.response_time = NOW};
+    add(&f->resp, "ETag", "W/\"x\"");
+    add(&f->resp, "Last-Modified", "Tue, 14 Nov 2023 22:03:20 GMT");
+    add(&f->req, "If-None-Match", "\"y\", \"x\"");
+    assert_true(op_cache_not_modified(&f->req, &f->resp, &m)); /* weak comparison */
+    op_headers_reset(&f->req);
+    add(&f->req, "If-None-Match", "\"y\"");
+    add(&f->req, "If-Modified-Since", "Tue, 14 Nov 2023 23:00:00 GMT");
+    assert_false(op_cache_not_modified(&f->req, &f->resp, &m)); /* INM wins over IMS */
+    op_headers_reset(&f->req);
+    add(&f->req, "If-Modified-Since", "Tue, 14 Nov 2023 23:00:00 GMT");
+    assert_true(op_cache_not_modified(&f->req, &f->resp, &m));
+    op_headers_reset(&f->req);
+    add(&f->req, "If-Modified-Since", "Tue, 14 Nov 2023 22:00:00 GMT");
+    assert_false(op_cache_not_modified(&f->req, &f->resp, &m));
+}
+
+static void test_freshen_from_304(void **state)
+{
+    struct fixture *f = *state;
+    add(&f->resp, "Cache-Control", "max-age=1");
+    add(&f->resp, "Content-Length", "5");
+    add(&f->resp, "X-Keep", "k");
+    struct op_headers fresh;
+    op_headers_init(&fresh, 16, 4096);
+    add(&fresh, "Cache-Control", "max-age=60");
+    add(&fresh, "Content-Length", "0");
+    assert_int_equal(op_cache_freshen_headers(&f->resp, &fresh), 0);
+    size_t len;
+    const char *v = op_headers_get(&f->resp, "cache-control", &len);
+    assert_int_equal(len, 10);
+    assert_memory_equal(v, "max-age=60", 10);
+    v = op_headers_get(&f->resp, "content-length", &len);
+    assert_memory_equal(v, "5", 1); /* framing fields describe the stored body */
+    assert_non_null(op_headers_get(&f->resp, "x-keep", &len));
+    op_headers_fini(&fresh);
+}
+
+static void test_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct op_buf k;
+    op_buf_init(&k, 1024);
+    assert_int_equal(op_cache_key_primary("Example.TEST:80", 15, "/a?b#frag", 9, &k), 0);
+    assert_int_equal(k.len, strlen("http://example.test/a?b"));
+    assert_memory_equal(k.data, "http://example.test/a?b", k.len);
+    op_buf_reset(&k);
+    op_cache_key_primary("h", 1, "http://h/x", 10, &k);
+    assert_memory_equal(k.data, "http://h/x", k.len);
+    op_buf_reset(&k);
+    add(&f->resp, "Vary", "Accept-Encoding, X-A");
+    assert_true(op_cache_vary_names(&f->resp, &k));
+    assert_memory_equal(k.data, "accept-encoding,x-a", k.len);
+    struct op_buf sec;
+    op_buf_init(&sec, 1024);
+    add(&f->req, "accept-encoding", "gzip");
+    add(&f->req, "Accept-Encoding", " br ");
+    assert_int_equal(op_cache_key_secondary(k.data, k.len, &f->req, &sec), 0);
+    assert_memory_equal(sec.data, "accept-encoding=gzip, br\nx-a=\n", sec.len);
+    op_buf_fini(&sec);
+    op_buf_fini(&k);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_s_maxage_beats_max_age_beats_expires),
+        T(test_invalid_expires_is_stale),
+        T(test_not_storable),
+        T(test_cdn_cache_control_replaces_cache_control),
+        T(test_heuristic_from_last_modified),
+        T(test_age_calculation),
+        T(test_request_directives),
+        T(test_conditionals),
+        T(test_freshen_from_304),
+        T(test_keys),
+    };
+    return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
+}

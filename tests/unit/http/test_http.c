@@ -1,0 +1,167 @@
+/* Unit tests: header table, llhttp glue, dates, ranges. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "outpost/http.h"
+
+#include <string.h>
+
+static void test_headers_find_tokens_and_strip(void **state)
+{
+    (void)state;
+    struct op_headers h;
+    op_headers_init(&h, 16, 4096);
+    op_headers_add(&h, "Connection", 10, "close, X-Drop", 13);
+    op_headers_add(&h, "X-Drop", 6, "1", 1);
+    op_headers_add(&h, "Cache-Control", 13, " max-age=5 , \"a,b\"", 18);
+    op_headers_add(&h, "cache-control", 13, "public", 6);
+    op_headers_add(&h, "Keep-Alive", 10, "5", 1);
+    assert_true(op_headers_has_token(&h, "cache-control", "public"));
+    assert_true(op_headers_has_token(&h, "CACHE-CONTROL", "max-age=5"));
+    assert_false(op_headers_has_token(&h, "cache-control", "a"));
+    op_headers_strip_hop_by_hop(&h);
+    assert_int_equal(op_headers_find(&h, "x-drop", 0), -1);
+    assert_int_equal(op_headers_find(&h, "connection", 0), -1);
+    assert_int_equal(op_headers_find(&h, "keep-alive", 0), -1);
+    struct op_buf out;
+    op_buf_init(&out, 4096);
+    op_headers_serialize(&h, &out);
+    const char want[] = "Cache-Control: max-age=5 , \"a,b\"\r\ncache-control: public\r\n";
+    assert_int_equal(out.len, sizeof(want) - 1);
+    assert_memory_equal(out.data, want, out.len);
+    struct op_headers back;
+    op_headers_init(&back, 16, 4096);
+    assert_int_equal(op_headers_parse_block(&back, out.data, out.len), 0);
+    assert_int_equal(back.n, 2);
+    op_headers_fini(&back);
+    op_buf_fini(&out);
+    op_headers_fini(&h);
+}
+
+static void test_headers_limit(void **state)
+{
+    (void)state;
+    struct op_headers h;
+    op_headers_init(&h, 2, 4096);
+    assert_int_equal(op_headers_add(&h, "a", 1, "1", 1), 0);
+    assert_int_equal(op_headers_add(&h, "b", 1, "1", 1), 0);
+    assert_int_equal(op_headers_add(&h, "c", 1, "1", 1), OP_ETOOBIG);
+    op_headers_fini(&h);
+}
+
+static int body_len;
+static int count_body(void *arg, const char *p, size_t len)
+{
+    (void)arg;
+    (void)p;
+    body_len += (int)len;
+    return 0;
+}
+
+static void test_parser_pauses_at_head_and_done(void **state)
+{
+    (void)state;
+    struct op_http_msg m;
+    struct op_http_parser hp;
+    op_http_msg_init(&m, 32, 4096);
+    op_http_parser_init(&hp, false, &m, count_body, NULL);
+    const char *in = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+                     "GET /y HTTP/1.1\r\nHost: h\r\n\r\n";
+    size_t len = strlen(in), used;
+    assert_int_equal(op_http_parser_execute(&hp, in, len, &used), OP_EAGAIN);
+    assert_int_equal(hp.event, OP_HTTP_EV_HEAD);
+    assert_int_equal(m.method, OP_HTTP_POST);
+    assert_int_equal(m.content_length, 3);
+    assert_memory_equal(m.target.data, "/x", 2);
+    op_http_parser_resume(&hp);
+    in += used;
+    len -= used;
+    assert_int_equal(op_http_parser_execute(&hp, in, len, &used), OP_EAGAIN);
+    assert_int_equal(hp.event, OP_HTTP_EV_DONE);
+    assert_int_equal(body_len, 3);
+    op_http_parser_resume(&hp);
+    in += used;
+    len -= used;
+    assert_int_equal(op_http_parser_execute(&hp, in, len, &used), OP_EAGAIN);
+    assert_int_equal(hp.event, OP_HTTP_EV_HEAD);
+    assert_int_equal(m.method, OP_HTTP_GET);
+    assert_memory_equal(m.target.data, "/y", 2);
+    op_http_msg_fini(&m);
+}
+
+static void test_parser_head_response_has_no_body(void **state)
+{
+    (void)state;
+    struct op_http_msg m;
+    struct op_http_parser hp;
+    op_http_msg_init(&m, 32, 4096);
+    op_http_parser_init(&hp, true, &m, count_body, NULL);
+    hp.head_only = true;
+    const char *in = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n";
+    size_t used;
+    assert_int_equal(op_http_parser_execute(&hp, in, strlen(in), &used), OP_EAGAIN);
+    assert_int_equal(hp.event, OP_HTTP_EV_HEAD);
+    assert_int_equal(m.status, 200);
+    op_http_parser_resume(&hp);
+    assert_int_equal(op_http_parser_execute(&hp, in + used, strlen(in) - used, &used), OP_EAGAIN);
+    assert_int_equal(hp.event, OP_HTTP_EV_DONE);
+    op_http_msg_fini(&m);
+}
+
+static void test_dates_all_three_forms(void **state)
+{
+    (void)state;
+    int64_t t;
+    const char *imf = "Sun, 06 Nov 1994 08:49:37 GMT";
+    assert_int_equal(op_http_date_parse(imf, strlen(imf), &t), 0);
+    assert_int_equal(t, 784111777);
+    const char *rfc850 = "Sunday, 06-Nov-94 08:49:37 GMT";
+    int64_t t2;
+    assert_int_equal(op_http_date_parse(rfc850, strlen(rfc850), &t2), 0);
+    assert_int_equal(t2, t);
+    const char *asc = "Sun Nov  6 08:49:37 1994";
+    assert_int_equal(op_http_date_parse(asc, strlen(asc), &t2), 0);
+    assert_int_equal(t2, t);
+    char out[30];
+    op_http_date_format(t, out);
+    assert_string_equal(out, imf);
+    assert_int_equal(op_http_date_parse("yesterday", 9, &t), OP_EINVAL);
+    assert_int_equal(op_http_date_parse("Sun, 06 Xyz 1994 08:49:37 GMT", 29, &t), OP_EINVAL);
+}
+
+static int ranges(const char *s, uint64_t size, struct op_range *r)
+{
+    return op_http_range_parse(s, strlen(s), size, r, 4);
+}
+
+static void test_ranges(void **state)
+{
+    (void)state;
+    struct op_range r[4];
+    assert_int_equal(ranges("bytes=0-4", 10, r), 1);
+    assert_int_equal(r[0].first, 0);
+    assert_int_equal(r[0].last, 4);
+    assert_int_equal(ranges("bytes=5-", 10, r), 1);
+    assert_int_equal(r[0].last, 9);
+    assert_int_equal(ranges("bytes=-3", 10, r), 1);
+    assert_int_equal(r[0].first, 7);
+    assert_int_equal(ranges("bytes=0-0, 8-100", 10, r), 2);
+    assert_int_equal(r[1].last, 9);
+    assert_int_equal(ranges("bytes=20-30", 10, r), 0);  /* 416 */
+    assert_int_equal(ranges("bytes=5-2", 10, r), -1);   /* invalid: ignore */
+    assert_int_equal(ranges("items=0-1", 10, r), -1);
+    assert_int_equal(ranges("bytes=a-b", 10, r), -1);
+    assert_int_equal(ranges("bytes=0-1,2-3,4-5,6-7,8-9", 10, r), -1); /* too many */
+}
+
+const struct CMUnitTest http_tests[] = {
+    cmocka_unit_test(test_headers_find_tokens_and_strip),
+    cmocka_unit_test(test_headers_limit),
+    cmocka_unit_test(test_parser_pauses_at_head_and_done),
+    cmocka_unit_test(test_parser_head_response_has_no_body),
+    cmocka_unit_test(test_dates_all_three_forms),
+    cmocka_unit_test(test_ranges),
+};
+const size_t http_tests_n = sizeof(http_tests) / sizeof(http_tests[0]);
