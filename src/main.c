@@ -168,7 +168,9 @@ static int run(struct op_conf *conf)
 
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_join(rt.workers[i]);
-    op_store_close(store);
+    op_store_close(store); /* finishes queued writes; acks wait in the mailboxes */
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        op_worker_destroy(rt.workers[i]);
     uv_loop_close(loop);
     free(rt.workers);
     free(origins);

@@ -121,6 +121,8 @@ struct op_mailbox {
 
 void op_mailbox_init(struct op_mailbox *mb, void (*wake)(void *), void *arg);
 void op_mailbox_fini(struct op_mailbox *mb);
+/* Queue <m> and call wake (under the mailbox lock, so an owner that clears
+ * wake under the lock never gets a wake-up after that). */
 void op_mailbox_post(struct op_mailbox *mb, struct op_msg *m);
 /* Run every queued message in order on the calling (owner) thread; returns the count. */
 size_t op_mailbox_drain(struct op_mailbox *mb);

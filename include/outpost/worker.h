@@ -28,8 +28,10 @@ int op_worker_start(struct op_worker *w);
 /* Ask it to stop: it closes its listener, finishes in-flight responses up to
  * shutdown_timeout, then its loop ends. Returns at once. */
 void op_worker_stop(struct op_worker *w);
-/* Wait for the thread and free the worker. */
+/* Wait for the thread and close its store reader (before op_store_close). */
 void op_worker_join(struct op_worker *w);
+/* After op_store_close: run the messages still queued for it, free it. */
+void op_worker_destroy(struct op_worker *w);
 /* Add the worker's counters to <sum> (a racy but untorn read). */
 void op_worker_add_metrics(const struct op_worker *w, struct op_metrics *sum);
 

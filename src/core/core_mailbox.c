@@ -23,9 +23,10 @@ void op_mailbox_post(struct op_mailbox *mb, struct op_msg *m)
     else
         mb->head = m;
     mb->tail = m;
-    pthread_mutex_unlock(&mb->lock);
+    /* wake under the lock: the owner may clear wake before closing its handle */
     if (mb->wake != NULL)
         mb->wake(mb->wake_arg);
+    pthread_mutex_unlock(&mb->lock);
 }
 
 size_t op_mailbox_drain(struct op_mailbox *mb)

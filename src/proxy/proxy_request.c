@@ -470,6 +470,13 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     bool origin_age = op_headers_get(&resp->headers, "age", &alen) != NULL;
     op_headers_remove_all(&resp->headers, "content-length");
     copy_fields(&r->resp_headers, &resp->headers, "age");
+    size_t dlen;
+    if (op_headers_get(&r->resp_headers, "date", &dlen) == NULL) {
+        /* RFC 9110 §6.6.1: a recipient with a clock adds the Date it lacks */
+        char date[30];
+        op_http_date_format(op_time_now(), date);
+        op_headers_add(&r->resp_headers, "Date", 4, date, strlen(date));
+    }
 
     char cs[200];
     op_proxy__cache_status(c, cs, sizeof(cs), 0, resp->status, r->store, r->nostore);

@@ -55,6 +55,11 @@ static void finish(struct op_worker *w)
     if (w->finished)
         return;
     w->finished = true;
+    /* no more wake-ups: the async handle is closing. Messages still posted (store
+     * acknowledgements) wait in the mailbox for op_worker_destroy. */
+    pthread_mutex_lock(&w->mailbox.lock);
+    w->mailbox.wake = NULL;
+    pthread_mutex_unlock(&w->mailbox.lock);
     uv_timer_stop(&w->deadline);
     uv_close((uv_handle_t *)&w->deadline, NULL);
     uv_close((uv_handle_t *)&w->async, NULL);
@@ -173,9 +178,17 @@ void op_worker_join(struct op_worker *w)
     pthread_join(w->thread, NULL);
     /* handles closed by finish(); run once more for their callbacks */
     uv_run(&w->loop, UV_RUN_NOWAIT);
+    op_store_reader_close(w->ctx.reader);
+    w->ctx.reader = NULL;
+}
+
+void op_worker_destroy(struct op_worker *w)
+{
+    /* the store is closed: every acknowledgement it owed has been posted */
+    op_mailbox_drain(&w->mailbox);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&w->loop) != 0)
         op_log_warn("worker", "w%u: loop closed with handles open", w->id);
-    op_store_reader_close(w->ctx.reader);
     op_mailbox_fini(&w->mailbox);
     free(w->sites);
     w->magic = 0;
