@@ -3,6 +3,8 @@
  * op_log_*() may be called from any thread: each call is one fprintf to stderr
  * (stdio locks the stream), prefixed with the time, level and a context string
  * such as "w1 c42". Debug lines cost one branch when the level is above debug.
+ * Warn and info lines are rate-limited per thread (a burst of 40, then 20 a
+ * second); dropped lines are counted on the next line written.
  * Metrics are plain per-worker counters without atomics; a reader sums the
  * shards (a torn read of a uint64_t on x86-64 cannot happen).
  */
