@@ -99,6 +99,13 @@ struct op_gate {
 enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_http_limits *lim,
                                      struct op_gate *g);
 
+/* The origin-form of a request target (RFC 9112 §3.2): for an absolute-form
+ * "http://host/p?q" it is "/p?q"; for "http://host" or "http://host?q" the
+ * path is empty, and *slash tells the caller to write "/" before *path. Other
+ * forms come back unchanged. A fragment is dropped. Never reads past tlen. */
+void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *plen,
+                         bool *slash);
+
 /* ---- parsing with llhttp ----------------------------------------------------
  * One parser per connection direction. execute() stops (returns OP_EAGAIN) after
  * the head and after each complete message, so the caller decides what to do

@@ -8,20 +8,10 @@ int op_cache_key_primary(const char *host, size_t hlen, const char *target, size
                          struct op_buf *out)
 {
     /* absolute-form: keep only the path and query; the gate checked the authority */
-    if (tlen > 0 && target[0] != '/') {
-        const char *scheme_end = memchr(target, ':', tlen);
-        if (scheme_end != NULL && (size_t)(scheme_end - target) + 3 <= tlen) {
-            const char *auth = scheme_end + 3;
-            const char *path = memchr(auth, '/', tlen - (size_t)(auth - target));
-            if (path == NULL) {
-                target = "/";
-                tlen = 1;
-            } else {
-                tlen -= (size_t)(path - target);
-                target = path;
-            }
-        }
-    }
+    const char *path;
+    size_t plen;
+    bool slash;
+    op_http_origin_form(target, tlen, &path, &plen, &slash);
     if (hlen > 3 && memcmp(host + hlen - 3, ":80", 3) == 0)
         hlen -= 3;
     int rc = op_buf_append(out, "http://", 7);
@@ -29,11 +19,10 @@ int op_cache_key_primary(const char *host, size_t hlen, const char *target, size
         char c = (char)tolower((unsigned char)host[i]);
         rc = op_buf_append(out, &c, 1);
     }
-    const char *hash = memchr(target, '#', tlen);
-    if (hash != NULL)
-        tlen = (size_t)(hash - target);
+    if (rc == 0 && slash)
+        rc = op_buf_append(out, "/", 1);
     if (rc == 0)
-        rc = op_buf_append(out, target, tlen);
+        rc = op_buf_append(out, path, plen);
     return rc;
 }
 

@@ -78,19 +78,10 @@ static int build_origin_head(struct op_client *c, struct op_buf *h, bool revalid
     struct op_request *r = &c->r;
     struct op_http_msg *m = &c->req;
     const struct op_conf_site *site = r->site->conf;
-    const char *t = m->target.data;
-    size_t tlen = m->target.len;
-    if (tlen > 0 && t[0] != '/' && !(tlen == 1 && t[0] == '*')) {
-        const char *auth = memchr(t, ':', tlen);
-        const char *path = auth ? memchr(auth + 3, '/', tlen - (size_t)(auth + 3 - t)) : NULL;
-        if (path == NULL) {
-            t = "/";
-            tlen = 1;
-        } else {
-            tlen -= (size_t)(path - t);
-            t = path;
-        }
-    }
+    const char *t;
+    size_t tlen;
+    bool slash;
+    op_http_origin_form(m->target.data, m->target.len, &t, &tlen, &slash);
     bool has_body = m->chunked || m->content_length > 0;
     op_headers_strip_hop_by_hop(&m->headers);
     op_headers_remove_all(&m->headers, "expect");
@@ -103,7 +94,7 @@ static int build_origin_head(struct op_client *c, struct op_buf *h, bool revalid
     }
     if (site->host_header[0] != '\0')
         op_headers_remove_all(&m->headers, "host");
-    op_buf_appendf(h, "%s %.*s HTTP/1.1\r\n", m->method_name, (int)tlen, t);
+    op_buf_appendf(h, "%s %s%.*s HTTP/1.1\r\n", m->method_name, slash ? "/" : "", (int)tlen, t);
     if (site->host_header[0] != '\0')
         op_buf_appendf(h, "Host: %s\r\n", site->host_header);
     /* X-Forwarded-For: append to what came in */
@@ -357,13 +348,17 @@ static void invalidate_key(struct op_client *c, const char *key, size_t klen)
     c->r.pending_acks++;
 }
 
-/* Location and Content-Location invalidate only within the same host (§4.4). */
+/* Location and Content-Location invalidate only within the same host (§4.4).
+ * The host comes from the cache key: the request's Host field may have been
+ * replaced for the origin (host_header). */
 static void invalidate_field(struct op_client *c, const char *field)
 {
-    size_t vlen, hlen;
+    size_t vlen;
     const char *v = op_headers_get(&c->r.resp_headers, field, &vlen);
-    const char *host = op_headers_get(&c->req.headers, "host", &hlen);
-    if (v == NULL || host == NULL || vlen == 0)
+    const char *host = c->r.key.data + 7; /* after "http://" */
+    const char *slash = memchr(host, '/', c->r.key.len - 7);
+    size_t hlen = slash ? (size_t)(slash - host) : c->r.key.len - 7;
+    if (v == NULL || vlen == 0)
         return;
     if (v[0] != '/') {
         if (vlen < 7 || strncasecmp(v, "http://", 7) != 0)

@@ -6,6 +6,7 @@
 
 #include "outpost/http.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void test_headers_find_tokens_and_strip(void **state)
@@ -156,7 +157,32 @@ static void test_ranges(void **state)
     assert_int_equal(ranges("bytes=0-1,2-3,4-5,6-7,8-9", 10, r), -1); /* too many */
 }
 
+static void expect_origin_form(const char *t, const char *want)
+{
+    const char *p;
+    size_t len;
+    bool slash;
+    op_http_origin_form(t, strlen(t), &p, &len, &slash);
+    char got[128];
+    snprintf(got, sizeof(got), "%s%.*s", slash ? "/" : "", (int)len, p);
+    assert_string_equal(got, want);
+}
+
+static void test_origin_form(void **state)
+{
+    (void)state;
+    expect_origin_form("/a?b", "/a?b");
+    expect_origin_form("http://h/a?b", "/a?b");
+    expect_origin_form("http://h", "/");
+    expect_origin_form("http://h?q=1", "/?q=1");
+    expect_origin_form("HTTPS://h:8443/x#frag", "/x");
+    expect_origin_form("*", "*");
+    expect_origin_form("x:", "x:");        /* not absolute-form: left alone, no overread */
+    expect_origin_form("http:/", "http:/");
+}
+
 const struct CMUnitTest http_tests[] = {
+    cmocka_unit_test(test_origin_form),
     cmocka_unit_test(test_headers_find_tokens_and_strip),
     cmocka_unit_test(test_headers_limit),
     cmocka_unit_test(test_parser_pauses_at_head_and_done),
