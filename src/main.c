@@ -24,23 +24,22 @@ enum { EXIT_CONF = 1, EXIT_USAGE = 2, EXIT_LISTEN = 3, EXIT_STORE = 4, EXIT_STAR
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: outpost -c FILE [-t]\n"
-            "       outpost --listen HOST:PORT --origin http://HOST:PORT --cache-dir DIR\n"
-            "               [--cache-size SIZE] [--workers N] [--admin-socket PATH]\n"
-            "options:\n"
-            "  -c, --config FILE      run from a YAML config (see conf/outpost.yaml)\n"
-            "  -t, --test             check the config and exit: 0 valid, 1 errors\n"
-            "  --listen HOST:PORT     quick start: address to accept HTTP on\n"
-            "  --origin URL           quick start: origin for every Host\n"
-            "  --cache-dir DIR        quick start: LMDB cache directory\n"
-            "  --cache-size SIZE      quick start: cache size (default 1g)\n"
-            "  --workers N            worker threads (default: online CPUs)\n"
-            "  --admin-socket PATH    admin Unix socket path\n"
-            "  --log-level LEVEL      error, warn, info or debug\n"
-            "  -V, --version          print the version\n"
-            "exit codes: 0 ok, 1 bad config, 2 bad usage, 3 cannot listen,\n"
-            "            4 cannot open the cache, 5 other start-up failure\n");
+    fprintf(out, "usage: outpost -c FILE [-t]\n"
+                 "       outpost --listen HOST:PORT --origin http://HOST:PORT --cache-dir DIR\n"
+                 "               [--cache-size SIZE] [--workers N] [--admin-socket PATH]\n"
+                 "options:\n"
+                 "  -c, --config FILE      run from a YAML config (see conf/outpost.yaml)\n"
+                 "  -t, --test             check the config and exit: 0 valid, 1 errors\n"
+                 "  --listen HOST:PORT     quick start: address to accept HTTP on\n"
+                 "  --origin URL           quick start: origin for every Host\n"
+                 "  --cache-dir DIR        quick start: LMDB cache directory\n"
+                 "  --cache-size SIZE      quick start: cache size (default 1g)\n"
+                 "  --workers N            worker threads (default: online CPUs)\n"
+                 "  --admin-socket PATH    admin Unix socket path\n"
+                 "  --log-level LEVEL      error, warn, info or debug\n"
+                 "  -V, --version          print the version\n"
+                 "exit codes: 0 ok, 1 bad config, 2 bad usage, 3 cannot listen,\n"
+                 "            4 cannot open the cache, 5 other start-up failure\n");
 }
 
 struct quick {
@@ -59,8 +58,8 @@ static struct op_conf *config_from_flags(const struct quick *q, size_t n)
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (op_conf_set(conf, q[i].site ? site : NULL, q[i].key, q[i].value, err,
-                        sizeof(err)) != 0) {
+        if (op_conf_set(conf, q[i].site ? site : NULL, q[i].key, q[i].value, err, sizeof(err)) !=
+            0) {
             fprintf(stderr, "outpost: --%s: %s\n", q[i].key, err);
             op_conf_free(conf);
             return NULL;
@@ -112,8 +111,8 @@ static int run(struct op_conf *conf)
     if (origins == NULL)
         return EXIT_START;
     for (size_t i = 0; i < conf->nsites; i++) {
-        if (op_net_resolve(conf->sites[i].origin_host, conf->sites[i].origin_port,
-                           &origins[i]) != 0) {
+        if (op_net_resolve(conf->sites[i].origin_host, conf->sites[i].origin_port, &origins[i]) !=
+            0) {
             free(origins);
             return EXIT_START;
         }
@@ -123,7 +122,8 @@ static int run(struct op_conf *conf)
                     conf->admin_socket);
 
     struct op_store *store;
-    struct op_store_config scfg = {.dir = conf->cache_dir, .map_size = conf->cache_size,
+    struct op_store_config scfg = {.dir = conf->cache_dir,
+                                   .map_size = conf->cache_size,
                                    .max_object_size = conf->max_object_size};
     if (op_store_open(&scfg, &store) != 0) {
         free(origins);
@@ -207,9 +207,18 @@ int main(int argc, char **argv)
         case 't': test = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("outpost %s\n", OUTPOST_VERSION); return 0;
-        case O_LISTEN: q[nq++] = (struct quick){"listen", optarg, false}; have_listen = true; break;
-        case O_ORIGIN: q[nq++] = (struct quick){"origin", optarg, true}; have_origin = true; break;
-        case O_CACHE_DIR: q[nq++] = (struct quick){"cache_dir", optarg, false}; have_dir = true; break;
+        case O_LISTEN:
+            q[nq++] = (struct quick){"listen", optarg, false};
+            have_listen = true;
+            break;
+        case O_ORIGIN:
+            q[nq++] = (struct quick){"origin", optarg, true};
+            have_origin = true;
+            break;
+        case O_CACHE_DIR:
+            q[nq++] = (struct quick){"cache_dir", optarg, false};
+            have_dir = true;
+            break;
         case O_CACHE_SIZE: q[nq++] = (struct quick){"cache_size", optarg, false}; break;
         case O_WORKERS: q[nq++] = (struct quick){"workers", optarg, false}; break;
         case O_ADMIN: q[nq++] = (struct quick){"admin_socket", optarg, false}; break;

@@ -31,7 +31,7 @@ enum {
 
 struct op_cc {
     uint32_t flags;
-    int64_t max_age;   /* valid with OP_CC_MAX_AGE; an invalid value reads as 0 */
+    int64_t max_age; /* valid with OP_CC_MAX_AGE; an invalid value reads as 0 */
     int64_t s_maxage;
     int64_t swr;
     int64_t sie;
@@ -65,7 +65,7 @@ struct op_cache_meta {
 /* ---- storing (RFC 9111 §3) --------------------------------------------------- */
 struct op_cache_exchange {
     enum op_http_method method;
-    const struct op_headers *req;  /* borrowed */
+    const struct op_headers *req; /* borrowed */
     int status;
     const struct op_headers *resp; /* borrowed */
     int64_t request_time;
@@ -81,16 +81,15 @@ const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache
 int64_t op_cache_age(const struct op_cache_meta *m, int64_t now);
 
 enum op_cache_verdict {
-    OP_CACHE_FRESH,     /* serve it */
-    OP_CACHE_STALE_OK,  /* stale, but the request's max-stale allows it */
-    OP_CACHE_VALIDATE,  /* must be validated with the origin first */
+    OP_CACHE_FRESH,    /* serve it */
+    OP_CACHE_STALE_OK, /* stale, but the request's max-stale allows it */
+    OP_CACHE_VALIDATE, /* must be validated with the origin first */
 };
 
 /* Evaluate a stored response for a request with headers <req>. *age gets the
  * current age, *ttl the remaining freshness (negative when stale). */
-enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m,
-                                        const struct op_headers *req, int64_t now,
-                                        int64_t *age, int64_t *ttl);
+enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m, const struct op_headers *req,
+                                        int64_t now, int64_t *age, int64_t *ttl);
 
 /* Client conditionals against a stored response (§4.3.2): true if the answer
  * is 304. <stored> are the stored response headers. */

@@ -15,11 +15,11 @@
 #include <stdint.h>
 
 struct op_conf_site {
-    char *host;          /* owned: Host to match, "*" for any */
-    char *origin;        /* owned: origin URL as written, http://HOST[:PORT] */
-    char *origin_host;   /* owned: parsed from origin */
+    char *host;        /* owned: Host to match, "*" for any */
+    char *origin;      /* owned: origin URL as written, http://HOST[:PORT] */
+    char *origin_host; /* owned: parsed from origin */
     uint16_t origin_port;
-    char *host_header;   /* owned: "" passes the client's Host; otherwise sent as Host */
+    char *host_header; /* owned: "" passes the client's Host; otherwise sent as Host */
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
@@ -27,17 +27,17 @@ struct op_conf_site {
 };
 
 struct op_conf {
-    char *path;          /* owned: file it came from, or "command line" */
-    char *listen;        /* owned: HOST:PORT as written */
-    char *listen_host;   /* owned */
+    char *path;        /* owned: file it came from, or "command line" */
+    char *listen;      /* owned: HOST:PORT as written */
+    char *listen_host; /* owned */
     uint16_t listen_port;
-    uint64_t workers;    /* 0 = online CPUs */
-    char *cache_dir;     /* owned */
+    uint64_t workers; /* 0 = online CPUs */
+    char *cache_dir;  /* owned */
     uint64_t cache_size;
     uint64_t max_object_size;
-    char *admin_socket;  /* owned: "" = none */
-    char *cache_name;    /* owned: the Cache-Status identifier */
-    char *log_level;     /* owned */
+    char *admin_socket; /* owned: "" = none */
+    char *cache_name;   /* owned: the Cache-Status identifier */
+    char *log_level;    /* owned */
     uint64_t max_request_line;
     uint64_t max_header_size;
     uint64_t max_headers;
@@ -52,15 +52,21 @@ struct op_conf {
     size_t nsites;
 };
 
-enum op_conf_type { OP_CONF_STRING, OP_CONF_SIZE, OP_CONF_DURATION, OP_CONF_INT,
-                    OP_CONF_ADDR, OP_CONF_URL };
+enum op_conf_type {
+    OP_CONF_STRING,
+    OP_CONF_SIZE,
+    OP_CONF_DURATION,
+    OP_CONF_INT,
+    OP_CONF_ADDR,
+    OP_CONF_URL
+};
 
 struct op_conf_key {
     const char *name;
     enum op_conf_type type;
-    size_t off;       /* offsetof in op_conf or op_conf_site */
-    const char *def;  /* NULL: no default */
-    const char *min;  /* NULL: unbounded (numbers, sizes, durations) */
+    size_t off;      /* offsetof in op_conf or op_conf_site */
+    const char *def; /* NULL: no default */
+    const char *min; /* NULL: unbounded (numbers, sizes, durations) */
     const char *max;
     bool required;
     const char *doc;
@@ -81,8 +87,8 @@ struct op_conf *op_conf_new_default(void);
 struct op_conf_site *op_conf_add_site(struct op_conf *conf);
 /* Set one key from its text form, as the YAML loader does. <site> NULL means a
  * top-level key. Returns 0, or OP_EINVAL / OP_ENOTFOUND with a message in err. */
-int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key,
-                const char *value, char *err, size_t errlen);
+int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key, const char *value,
+                char *err, size_t errlen);
 /* Whole-config checks (at least one site, required keys). 0 or OP_EINVAL with
  * messages appended to <errors>. */
 int op_conf_validate(const struct op_conf *conf, struct op_buf *errors);

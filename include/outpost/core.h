@@ -17,28 +17,28 @@
  * Library errors (libuv, LMDB, OpenSSL, libyaml) become one of these in the
  * module that called the library; the original text is logged there, once.
  * X(name, http status when it reaches a client, message) */
-#define OP_ERRORS(X)                                                    \
-    X(OK, 200, "success")                                               \
-    X(ENOMEM, 500, "out of memory")                                     \
-    X(EINVAL, 400, "invalid argument")                                  \
-    X(ETOOBIG, 413, "larger than the configured limit")                 \
-    X(ENOTFOUND, 404, "not found")                                      \
-    X(EIO, 500, "input/output error")                                   \
-    X(ESTORE, 500, "cache store error")                                 \
-    X(EPARSE, 400, "malformed input")                                   \
-    X(ECONNECT, 502, "could not connect to the origin")                 \
-    X(ETIMEOUT, 504, "timed out")                                       \
-    X(EORIGIN, 502, "invalid response from the origin")                 \
-    X(EFULL, 503, "a configured limit is reached")                      \
-    X(ECLOSED, 502, "connection closed")                                \
-    X(EAGAIN, 503, "try again")                                         \
+#define OP_ERRORS(X)                                                                               \
+    X(OK, 200, "success")                                                                          \
+    X(ENOMEM, 500, "out of memory")                                                                \
+    X(EINVAL, 400, "invalid argument")                                                             \
+    X(ETOOBIG, 413, "larger than the configured limit")                                            \
+    X(ENOTFOUND, 404, "not found")                                                                 \
+    X(EIO, 500, "input/output error")                                                              \
+    X(ESTORE, 500, "cache store error")                                                            \
+    X(EPARSE, 400, "malformed input")                                                              \
+    X(ECONNECT, 502, "could not connect to the origin")                                            \
+    X(ETIMEOUT, 504, "timed out")                                                                  \
+    X(EORIGIN, 502, "invalid response from the origin")                                            \
+    X(EFULL, 503, "a configured limit is reached")                                                 \
+    X(ECLOSED, 502, "connection closed")                                                           \
+    X(EAGAIN, 503, "try again")                                                                    \
     X(EADDRINUSE, 500, "address already in use")
 
 enum op_err {
 #define X(name, status, msg) OP_##name,
     OP_ERRORS(X)
 #undef X
-    OP_ERR__COUNT
+        OP_ERR__COUNT
 };
 
 /* Name ("ETIMEOUT"), message and client-facing HTTP status of an op_err.
@@ -73,8 +73,7 @@ int op_buf_reserve(struct op_buf *b, size_t n, char **space);
 /* Mark <n> bytes of the reserved space as content. */
 void op_buf_commit(struct op_buf *b, size_t n);
 int op_buf_append(struct op_buf *b, const void *p, size_t n);
-int op_buf_appendf(struct op_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int op_buf_appendf(struct op_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drop the first <n> bytes (moves the rest to the front). */
 void op_buf_consume(struct op_buf *b, size_t n);
 void op_buf_reset(struct op_buf *b);

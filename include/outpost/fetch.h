@@ -21,16 +21,16 @@
 struct op_oconn;
 
 struct op_origin {
-    uv_loop_t *loop;                /* borrowed: the worker's */
+    uv_loop_t *loop; /* borrowed: the worker's */
     struct sockaddr_storage addr;
-    const char *name;               /* borrowed: for logs */
+    const char *name; /* borrowed: for logs */
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
     uint32_t idle_max;
     uint32_t nidle;
-    struct op_oconn *idle;          /* owned: pooled connections (singly linked) */
-    struct op_metrics *metrics;     /* borrowed: the worker's shard */
+    struct op_oconn *idle;      /* owned: pooled connections (singly linked) */
+    struct op_metrics *metrics; /* borrowed: the worker's shard */
     bool closing;
 };
 
@@ -61,9 +61,8 @@ void op_origin_close(struct op_origin *o);
  * may be sent again on a fresh connection if a reused one turns out dead before
  * any response byte (idempotent and bodiless). Returns the fetch or NULL
  * (OP_ENOMEM). */
-struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen,
-                                bool head_only, bool retryable,
-                                const struct op_fetch_cbs *cbs, void *owner);
+struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen, bool head_only,
+                                bool retryable, const struct op_fetch_cbs *cbs, void *owner);
 /* Queue request body bytes (copied). 0 or OP_ENOMEM. */
 int op_fetch_send(struct op_fetch *f, const char *p, size_t len);
 /* Bytes queued and not yet written to the origin. */

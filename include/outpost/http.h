@@ -18,8 +18,8 @@
  * case. Names and values live in the table's own byte buffer, so a pointer
  * returned by the getters is valid until the next add or reset. */
 struct op_hfield {
-    uint32_t name;      /* offset in bytes */
-    uint32_t name_len;  /* 0 marks a removed field */
+    uint32_t name;     /* offset in bytes */
+    uint32_t name_len; /* 0 marks a removed field */
     uint32_t value;
     uint32_t value_len;
 };
@@ -90,10 +90,10 @@ enum op_gate_rc {
 };
 
 struct op_gate {
-    size_t skip;        /* leading empty lines to drop before the head */
-    size_t head_len;    /* bytes of the head, up to and including CRLFCRLF */
-    int status;         /* 400, 414 or 431 on reject */
-    const char *why;    /* static text for the log */
+    size_t skip;     /* leading empty lines to drop before the head */
+    size_t head_len; /* bytes of the head, up to and including CRLFCRLF */
+    int status;      /* 400, 414 or 431 on reject */
+    const char *why; /* static text for the log */
 };
 
 enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_http_limits *lim,
@@ -103,8 +103,7 @@ enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_
  * "http://host/p?q" it is "/p?q"; for "http://host" or "http://host?q" the
  * path is empty, and *slash tells the caller to write "/" before *path. Other
  * forms come back unchanged. A fragment is dropped. Never reads past tlen. */
-void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *plen,
-                         bool *slash);
+void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *plen, bool *slash);
 
 /* ---- parsing with llhttp ----------------------------------------------------
  * One parser per connection direction. execute() stops (returns OP_EAGAIN) after
@@ -112,20 +111,28 @@ void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *
  * before more bytes are parsed; op_http_parser_resume() continues. Body bytes
  * are delivered through on_body, borrowed for the duration of the call. */
 enum op_http_method {
-    OP_HTTP_GET, OP_HTTP_HEAD, OP_HTTP_POST, OP_HTTP_PUT, OP_HTTP_DELETE,
-    OP_HTTP_PATCH, OP_HTTP_OPTIONS, OP_HTTP_CONNECT, OP_HTTP_TRACE, OP_HTTP_OTHER
+    OP_HTTP_GET,
+    OP_HTTP_HEAD,
+    OP_HTTP_POST,
+    OP_HTTP_PUT,
+    OP_HTTP_DELETE,
+    OP_HTTP_PATCH,
+    OP_HTTP_OPTIONS,
+    OP_HTTP_CONNECT,
+    OP_HTTP_TRACE,
+    OP_HTTP_OTHER
 };
 
 struct op_http_msg {
     enum op_http_method method;
     char method_name[24];
-    struct op_buf target;        /* request target as sent */
-    int status;                  /* response status */
+    struct op_buf target; /* request target as sent */
+    int status;           /* response status */
     uint8_t major, minor;
     struct op_headers headers;
-    bool keep_alive;             /* known after the head */
+    bool keep_alive; /* known after the head */
     bool chunked;
-    int64_t content_length;      /* -1 if none */
+    int64_t content_length; /* -1 if none */
 };
 
 struct op_http_parser;
@@ -134,17 +141,17 @@ typedef int op_http_body_cb(void *arg, const char *p, size_t len);
 enum op_http_event { OP_HTTP_EV_NONE, OP_HTTP_EV_HEAD, OP_HTTP_EV_DONE };
 
 struct op_http_parser {
-    uint64_t llhttp[12];         /* llhttp_t (96 bytes), opaque here; a static assert checks */
-    struct op_http_msg *msg;     /* borrowed: filled by the parser */
+    uint64_t llhttp[12];     /* llhttp_t (96 bytes), opaque here; a static assert checks */
+    struct op_http_msg *msg; /* borrowed: filled by the parser */
     op_http_body_cb *on_body;
-    void *arg;                   /* borrowed: passed to on_body */
-    enum op_http_event event;    /* why execute() last stopped */
-    bool head_only;              /* response to HEAD: no body follows */
-    bool in_name;                /* inside a header name (it may come in pieces) */
-    bool done_pending;           /* HEAD response: DONE follows the HEAD event */
-    bool started;                /* a message began and has not completed */
+    void *arg;                /* borrowed: passed to on_body */
+    enum op_http_event event; /* why execute() last stopped */
+    bool head_only;           /* response to HEAD: no body follows */
+    bool in_name;             /* inside a header name (it may come in pieces) */
+    bool done_pending;        /* HEAD response: DONE follows the HEAD event */
+    bool started;             /* a message began and has not completed */
     int err_status;
-    const char *err_reason;      /* static text from llhttp, for the log */
+    const char *err_reason; /* static text from llhttp, for the log */
 };
 
 void op_http_msg_init(struct op_http_msg *m, uint32_t max_fields, size_t max_bytes);
@@ -179,7 +186,6 @@ struct op_range {
 /* Parse a Range value against a representation of <size> bytes. Returns the
  * count of satisfiable ranges (1..max) in <r>, 0 when none is satisfiable (416),
  * or -1 when the header is to be ignored (malformed, another unit, too many). */
-int op_http_range_parse(const char *p, size_t len, uint64_t size, struct op_range *r,
-                        int max);
+int op_http_range_parse(const char *p, size_t len, uint64_t size, struct op_range *r, int max);
 
 #endif

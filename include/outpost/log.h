@@ -25,37 +25,37 @@ void op_log_write(enum op_log_level lvl, const char *ctx, const char *fmt, ...)
 
 #define op_log_error(ctx, ...) op_log_write(OP_LOG_ERROR, ctx, __VA_ARGS__)
 #define op_log_warn(ctx, ...) op_log_write(OP_LOG_WARN, ctx, __VA_ARGS__)
-#define op_log_info(ctx, ...)                                                    \
-    do {                                                                         \
-        if (op_log_level_current >= OP_LOG_INFO)                                 \
-            op_log_write(OP_LOG_INFO, ctx, __VA_ARGS__);                         \
+#define op_log_info(ctx, ...)                                                                      \
+    do {                                                                                           \
+        if (op_log_level_current >= OP_LOG_INFO)                                                   \
+            op_log_write(OP_LOG_INFO, ctx, __VA_ARGS__);                                           \
     } while (0)
-#define op_log_debug(ctx, ...)                                                   \
-    do {                                                                         \
-        if (op_log_level_current >= OP_LOG_DEBUG)                                \
-            op_log_write(OP_LOG_DEBUG, ctx, __VA_ARGS__);                        \
+#define op_log_debug(ctx, ...)                                                                     \
+    do {                                                                                           \
+        if (op_log_level_current >= OP_LOG_DEBUG)                                                  \
+            op_log_write(OP_LOG_DEBUG, ctx, __VA_ARGS__);                                          \
     } while (0)
 
 /* X(name, help) — the metric is exported as outpost_<name>. */
-#define OP_METRICS(X)                                                          \
-    X(requests_total, "client requests parsed")                                \
-    X(cache_hits_total, "requests answered from the cache")                    \
-    X(cache_misses_total, "cacheable requests that went to the origin")        \
-    X(cache_revalidations_total, "stale objects revalidated with the origin")  \
-    X(cache_passes_total, "requests not eligible for the cache")              \
-    X(origin_requests_total, "requests sent to an origin")                     \
-    X(origin_errors_total, "origin connects, reads or responses that failed")  \
-    X(stored_objects_total, "responses handed to the store writer")            \
-    X(client_errors_total, "requests answered 4xx by the framing gate or limits") \
-    X(connections_total, "client connections accepted")                       \
-    X(connections_refused_total, "client connections refused at max_connections") \
+#define OP_METRICS(X)                                                                              \
+    X(requests_total, "client requests parsed")                                                    \
+    X(cache_hits_total, "requests answered from the cache")                                        \
+    X(cache_misses_total, "cacheable requests that went to the origin")                            \
+    X(cache_revalidations_total, "stale objects revalidated with the origin")                      \
+    X(cache_passes_total, "requests not eligible for the cache")                                   \
+    X(origin_requests_total, "requests sent to an origin")                                         \
+    X(origin_errors_total, "origin connects, reads or responses that failed")                      \
+    X(stored_objects_total, "responses handed to the store writer")                                \
+    X(client_errors_total, "requests answered 4xx by the framing gate or limits")                  \
+    X(connections_total, "client connections accepted")                                            \
+    X(connections_refused_total, "client connections refused at max_connections")                  \
     X(bytes_out_total, "response bytes written to clients")
 
 enum op_metric {
 #define X(name, help) OP_M_##name,
     OP_METRICS(X)
 #undef X
-    OP_M__COUNT
+        OP_M__COUNT
 };
 
 struct op_metrics {

@@ -23,18 +23,18 @@ struct op_proxy_site {
 };
 
 struct op_proxy_ctx {
-    uv_loop_t *loop;                 /* borrowed: the worker's */
+    uv_loop_t *loop; /* borrowed: the worker's */
     unsigned worker_id;
-    const struct op_conf *conf;      /* borrowed */
-    struct op_store *store;          /* borrowed */
-    struct op_store_reader *reader;  /* owned by the worker */
-    struct op_proxy_site *sites;     /* owned by the worker: nsites */
+    const struct op_conf *conf;     /* borrowed */
+    struct op_store *store;         /* borrowed */
+    struct op_store_reader *reader; /* owned by the worker */
+    struct op_proxy_site *sites;    /* owned by the worker: nsites */
     size_t nsites;
-    struct op_mailbox *mailbox;      /* borrowed: the worker's, for store acks */
+    struct op_mailbox *mailbox; /* borrowed: the worker's, for store acks */
     struct op_metrics metrics;
     uint64_t next_request_id;
     uint32_t nclients;
-    struct op_client *clients;       /* borrowed: list of live connections */
+    struct op_client *clients; /* borrowed: list of live connections */
     bool draining;
     void (*on_drained)(struct op_proxy_ctx *ctx); /* nclients reached 0 while draining */
 };

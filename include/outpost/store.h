@@ -45,7 +45,7 @@ void op_store_reader_close(struct op_store_reader *r);
  * until op_store_reader_end(), never after. */
 struct op_store_obj {
     struct op_cache_meta meta;
-    const char *headers;     /* serialized "Name: value\r\n" block */
+    const char *headers; /* serialized "Name: value\r\n" block */
     size_t headers_len;
     const char *body;
     uint64_t body_len;

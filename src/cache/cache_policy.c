@@ -10,11 +10,19 @@
 static bool heuristically_cacheable(int status)
 {
     switch (status) {
-    case 200: case 203: case 204: case 206: case 300: case 301: case 308:
-    case 404: case 405: case 410: case 414: case 501:
-        return true;
-    default:
-        return false;
+    case 200:
+    case 203:
+    case 204:
+    case 206:
+    case 300:
+    case 301:
+    case 308:
+    case 404:
+    case 405:
+    case 410:
+    case 414:
+    case 501: return true;
+    default: return false;
     }
 }
 
@@ -144,9 +152,8 @@ int64_t op_cache_age(const struct op_cache_meta *m, int64_t now)
     return m->corrected_initial_age + (resident > 0 ? resident : 0);
 }
 
-enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m,
-                                        const struct op_headers *req, int64_t now,
-                                        int64_t *age_out, int64_t *ttl_out)
+enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m, const struct op_headers *req,
+                                        int64_t now, int64_t *age_out, int64_t *ttl_out)
 {
     struct op_cc cc;
     bool has_cc = op_cache_cc_parse(req, "cache-control", &cc);
@@ -213,8 +220,8 @@ bool op_cache_not_modified(const struct op_headers *req, const struct op_headers
 int op_cache_freshen_headers(struct op_headers *stored, const struct op_headers *fresh)
 {
     /* RFC 9111 §3.2: these describe the stored body, not the 304 */
-    static const char *const keep[] = {"content-length", "content-encoding",
-                                       "transfer-encoding", "content-range", NULL};
+    static const char *const keep[] = {"content-length", "content-encoding", "transfer-encoding",
+                                       "content-range", NULL};
     struct op_headers out;
     op_headers_init(&out, stored->max, stored->bytes.max);
     int rc = 0;

@@ -181,8 +181,7 @@ static int set_key(void *base, struct op_conf_site *site, const struct op_conf_k
         if (op_parse_size(value, &num) != 0 ||
             (k->type == OP_CONF_INT && op_parse_u64(value, strlen(value), &num) != 0)) {
             snprintf(err, errlen, "expected %s, got \"%s\"",
-                     k->type == OP_CONF_INT ? "a whole number" : "a size like 64k, 1m, 2g",
-                     value);
+                     k->type == OP_CONF_INT ? "a whole number" : "a size like 64k, 1m, 2g", value);
             return OP_EINVAL;
         }
         if ((rc = check_bounds(k, num, err, errlen)) != 0)
@@ -216,8 +215,7 @@ static int set_key(void *base, struct op_conf_site *site, const struct op_conf_k
         if ((rc = parse_url(site, value, err, errlen)) != 0)
             return rc;
         break;
-    case OP_CONF_STRING:
-        break;
+    case OP_CONF_STRING: break;
     }
     char *copy = strdup(value);
     if (copy == NULL)
@@ -227,8 +225,8 @@ static int set_key(void *base, struct op_conf_site *site, const struct op_conf_k
     return 0;
 }
 
-int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key,
-                const char *value, char *err, size_t errlen)
+int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key, const char *value,
+                char *err, size_t errlen)
 {
     const struct op_conf_key *k = find_key(site ? op_conf_site_keys : op_conf_top_keys, key);
     if (k == NULL) {
@@ -238,8 +236,7 @@ int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key
     return set_key(site ? (void *)site : (void *)conf, site, k, value, err, errlen);
 }
 
-static void apply_defaults(void *base, struct op_conf_site *site,
-                           const struct op_conf_key *table)
+static void apply_defaults(void *base, struct op_conf_site *site, const struct op_conf_key *table)
 {
     char err[256];
     for (const struct op_conf_key *k = table; k->name != NULL; k++)
@@ -278,14 +275,16 @@ int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
     }
     for (size_t i = 0; i < conf->nsites; i++) {
         if (conf->sites[i].origin == NULL) {
-            op_buf_appendf(errors, "%s: sites[%zu]: origin: required key is missing\n",
-                           conf->path, i);
+            op_buf_appendf(errors, "%s: sites[%zu]: origin: required key is missing\n", conf->path,
+                           i);
             rc = OP_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcasecmp(conf->sites[i].host, conf->sites[j].host) == 0) {
-                op_buf_appendf(errors, "%s: sites[%zu]: host: \"%s\" is already used by "
-                               "sites[%zu]\n", conf->path, i, conf->sites[i].host, j);
+                op_buf_appendf(errors,
+                               "%s: sites[%zu]: host: \"%s\" is already used by "
+                               "sites[%zu]\n",
+                               conf->path, i, conf->sites[i].host, j);
                 rc = OP_EINVAL;
             }
         }
@@ -300,8 +299,7 @@ int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
     for (size_t i = 0; i < 4; i++)
         level_ok |= strcmp(conf->log_level, levels[i]) == 0;
     if (!level_ok) {
-        op_buf_appendf(errors, "%s: log_level: expected error, warn, info or debug\n",
-                       conf->path);
+        op_buf_appendf(errors, "%s: log_level: expected error, warn, info or debug\n", conf->path);
         rc = OP_EINVAL;
     }
     return rc;

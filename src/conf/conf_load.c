@@ -17,9 +17,8 @@ struct loader {
 static void report(struct loader *l, const yaml_node_t *node, const char *key, const char *msg)
 {
     /* libyaml marks are 0-based */
-    op_buf_appendf(l->errors, "%s:%zu:%zu: %s%s%s\n", l->path,
-                   node ? node->start_mark.line + 1 : 0, node ? node->start_mark.column + 1 : 0,
-                   key ? key : "", key ? ": " : "", msg);
+    op_buf_appendf(l->errors, "%s:%zu:%zu: %s%s%s\n", l->path, node ? node->start_mark.line + 1 : 0,
+                   node ? node->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
     l->nerr++;
 }
 
@@ -75,8 +74,8 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
         if (!k->required)
             continue;
         bool present = false;
-        for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
-             p < map->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
             const char *key = scalar(yaml_document_get_node(&l->doc, p->key));
             present |= key != NULL && strcmp(key, k->name) == 0;
         }
@@ -100,8 +99,8 @@ static void load_sites(struct loader *l, struct op_conf *conf, yaml_node_t *root
         report(l, root, "sites", "at least one site is required");
         return;
     }
-    if (seq->type != YAML_SEQUENCE_NODE || seq->data.sequence.items.start ==
-                                               seq->data.sequence.items.top) {
+    if (seq->type != YAML_SEQUENCE_NODE ||
+        seq->data.sequence.items.start == seq->data.sequence.items.top) {
         report(l, seq, "sites", "expected a list of sites");
         return;
     }

@@ -60,10 +60,11 @@ static int parse_scaled(const char *s, const char *const *units, const uint64_t 
 
 int op_parse_size(const char *s, uint64_t *out)
 {
-    static const char *const units[] = {"", "b", "k", "K", "kb", "KB", "m", "M", "mb",
-                                        "MB", "g", "G", "gb", "GB", NULL};
-    static const uint64_t mult[] = {1, 1, 1024, 1024, 1024, 1024, 1048576, 1048576, 1048576,
-                                    1048576, 1073741824, 1073741824, 1073741824, 1073741824};
+    static const char *const units[] = {"",   "b",  "k", "K", "kb", "KB", "m", "M",
+                                        "mb", "MB", "g", "G", "gb", "GB", NULL};
+    static const uint64_t mult[] = {1,          1,          1024,       1024,      1024,
+                                    1024,       1048576,    1048576,    1048576,   1048576,
+                                    1073741824, 1073741824, 1073741824, 1073741824};
     return parse_scaled(s, units, mult, out);
 }
 

@@ -8,14 +8,14 @@
 
 #define FETCH_MAGIC 0x46455443u
 #define OCONN_MAGIC 0x4f434f4eu
-#define READ_MAX (64 * 1024)      /* response head limit and read chunk */
+#define READ_MAX (64 * 1024) /* response head limit and read chunk */
 
-#define OCONN_STATES(X)                                                        \
-    X(CONNECTING, "connecting")                                                \
-    X(SEND, "send-req")                                                        \
-    X(READ_HEAD, "read-head")                                                  \
-    X(READ_BODY, "read-body")                                                  \
-    X(IDLE, "idle-pooled")                                                     \
+#define OCONN_STATES(X)                                                                            \
+    X(CONNECTING, "connecting")                                                                    \
+    X(SEND, "send-req")                                                                            \
+    X(READ_HEAD, "read-head")                                                                      \
+    X(READ_BODY, "read-body")                                                                      \
+    X(IDLE, "idle-pooled")                                                                         \
     X(CLOSING, "closing")
 
 enum oconn_state {
@@ -32,9 +32,9 @@ static const char *const oconn_state_name[] = {
 
 struct op_oconn {
     unsigned magic;
-    struct op_oconn *next_idle;     /* borrowed: pool list link */
-    struct op_origin *origin;    /* borrowed */
-    struct op_fetch *fetch;      /* borrowed: the request on it, NULL while idle */
+    struct op_oconn *next_idle; /* borrowed: pool list link */
+    struct op_origin *origin;   /* borrowed */
+    struct op_fetch *fetch;     /* borrowed: the request on it, NULL while idle */
     enum oconn_state state;
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -43,22 +43,22 @@ struct op_oconn {
     struct op_http_parser parser;
     struct op_http_msg resp;
     struct op_buf in;
-    struct op_buf writing;       /* bytes handed to uv_write, pinned until its callback */
+    struct op_buf writing; /* bytes handed to uv_write, pinned until its callback */
     bool write_active;
     bool reused;
-    int busy;                    /* inside a parse loop: closing is deferred */
+    int busy; /* inside a parse loop: closing is deferred */
     bool close_pending;
     int pending_closes;
 };
 
 struct op_fetch {
     unsigned magic;
-    struct op_origin *origin;    /* borrowed */
-    struct op_oconn *conn;          /* borrowed: owned by its own close path */
+    struct op_origin *origin; /* borrowed */
+    struct op_oconn *conn;    /* borrowed: owned by its own close path */
     const struct op_fetch_cbs *cbs;
-    void *owner;                 /* borrowed */
-    struct op_buf head;          /* owned: kept for one retry */
-    struct op_buf out;           /* owned: request bytes not yet written */
+    void *owner;        /* borrowed */
+    struct op_buf head; /* owned: kept for one retry */
+    struct op_buf out;  /* owned: request bytes not yet written */
     bool head_only, retryable, retried, got_head, got_byte, paused;
 };
 
@@ -78,8 +78,7 @@ static void on_timer(uv_timer_t *t)
         conn_close(c); /* idle too long */
         return;
     }
-    op_log_debug("fetch", "origin %s: timeout in %s", c->origin->name,
-                 oconn_state_name[c->state]);
+    op_log_debug("fetch", "origin %s: timeout in %s", c->origin->name, oconn_state_name[c->state]);
     struct op_fetch *f = c->fetch;
     conn_close(c);
     if (f != NULL)
@@ -215,8 +214,7 @@ static void parse_input(struct op_oconn *c)
         if (f->paused)
             break;
         size_t used = 0;
-        int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len,
-                                        &used);
+        int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len, &used);
         op_buf_consume(&c->in, used);
         if (rc == OP_EPARSE) {
             op_log_warn("fetch", "origin %s: bad response: %s", c->origin->name,
@@ -447,9 +445,8 @@ void op_origin_close(struct op_origin *o)
         conn_close(o->idle);
 }
 
-struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen,
-                                bool head_only, bool retryable,
-                                const struct op_fetch_cbs *cbs, void *owner)
+struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen, bool head_only,
+                                bool retryable, const struct op_fetch_cbs *cbs, void *owner)
 {
     struct op_fetch *f = calloc(1, sizeof(*f));
     if (f == NULL)

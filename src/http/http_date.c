@@ -47,8 +47,8 @@ static int finish(int year, int mon, int day, int hh, int mm, int ss, int64_t *o
 {
     if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900)
         return OP_EINVAL;
-    *out = days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 + hh * 3600 +
-           mm * 60 + ss;
+    *out =
+        days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 + hh * 3600 + mm * 60 + ss;
     return 0;
 }
 
@@ -62,8 +62,8 @@ int op_http_date_parse(const char *p, size_t len, int64_t *out)
 {
     int day, year, hh, mm, ss, mon;
     /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-    if (len == 29 && p[3] == ',' && p[4] == ' ' && p[7] == ' ' && p[11] == ' ' &&
-        p[16] == ' ' && memcmp(p + 25, " GMT", 4) == 0) {
+    if (len == 29 && p[3] == ',' && p[4] == ' ' && p[7] == ' ' && p[11] == ' ' && p[16] == ' ' &&
+        memcmp(p + 25, " GMT", 4) == 0) {
         if (!digits(p + 5, 2, &day) || (mon = month_index(p + 8)) < 0 ||
             !digits(p + 12, 4, &year) || !parse_hms(p + 17, &hh, &mm, &ss))
             return OP_EINVAL;
@@ -84,8 +84,8 @@ int op_http_date_parse(const char *p, size_t len, int64_t *out)
         const char *q = comma + 2;
         if (rest == 24 && comma[1] == ' ' && q[2] == '-' && q[6] == '-' && q[9] == ' ' &&
             memcmp(q + 18, " GMT", 4) == 0) {
-            if (!digits(q, 2, &day) || (mon = month_index(q + 3)) < 0 ||
-                !digits(q + 7, 2, &year) || !parse_hms(q + 10, &hh, &mm, &ss))
+            if (!digits(q, 2, &day) || (mon = month_index(q + 3)) < 0 || !digits(q + 7, 2, &year) ||
+                !parse_hms(q + 10, &hh, &mm, &ss))
                 return OP_EINVAL;
             /* RFC 9110: a two-digit year more than 50 years ahead is in the past */
             year += year < 70 ? 2000 : 1900;

@@ -115,8 +115,7 @@ int op_headers_find(const struct op_headers *h, const char *name, uint32_t from)
 {
     size_t nlen = strlen(name);
     for (uint32_t i = from; i < h->n; i++) {
-        if (h->f[i].name_len == nlen &&
-            strncasecmp(h->bytes.data + h->f[i].name, name, nlen) == 0)
+        if (h->f[i].name_len == nlen && strncasecmp(h->bytes.data + h->f[i].name, name, nlen) == 0)
             return (int)i;
     }
     return -1;
@@ -233,9 +232,15 @@ int op_headers_parse_block(struct op_headers *h, const char *p, size_t len)
 
 void op_headers_strip_hop_by_hop(struct op_headers *h)
 {
-    static const char *const fixed[] = {"keep-alive", "te", "trailer", "transfer-encoding",
-                                        "upgrade", "proxy-connection", "proxy-authenticate",
-                                        "proxy-authorization", NULL};
+    static const char *const fixed[] = {"keep-alive",
+                                        "te",
+                                        "trailer",
+                                        "transfer-encoding",
+                                        "upgrade",
+                                        "proxy-connection",
+                                        "proxy-authenticate",
+                                        "proxy-authorization",
+                                        NULL};
     uint64_t st = 0;
     const char *e;
     size_t elen;

@@ -182,9 +182,7 @@ int op_http_parser_execute(struct op_http_parser *hp, const char *p, size_t len,
     }
     llhttp_errno_t e = llhttp_execute(LL(hp), p, len);
     switch (e) {
-    case HPE_OK:
-        *used = len;
-        return 0;
+    case HPE_OK: *used = len; return 0;
     case HPE_PAUSED:
     case HPE_PAUSED_UPGRADE:
         *used = (size_t)(llhttp_get_error_pos(LL(hp)) - p);

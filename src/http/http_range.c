@@ -49,7 +49,7 @@ int op_http_range_parse(const char *p, size_t len, uint64_t size, struct op_rang
         if (!has_first && !has_last)
             return -1;
         if (has_first && has_last && last < first)
-            return -1; /* invalid range-spec: the header is ignored */
+            return -1;    /* invalid range-spec: the header is ignored */
         if (!has_first) { /* suffix: the last <last> bytes */
             if (last == 0 || size == 0)
                 continue;

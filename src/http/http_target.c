@@ -3,8 +3,7 @@
 
 #include <string.h>
 
-void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *plen,
-                         bool *slash)
+void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *plen, bool *slash)
 {
     *slash = false;
     const char *hash = memchr(t, '#', tlen);

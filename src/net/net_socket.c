@@ -44,8 +44,8 @@ int op_net_listen(const struct sockaddr_storage *addr, int backlog)
         close(fd);
         return -OP_EIO;
     }
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, backlog) != 0) {
         int err = errno;
         op_log_error("net", "bind/listen: %s", strerror(err));

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUT_HIGH (1024 * 1024)  /* pause the origin above this many queued bytes */
-#define IN_EXTRA (64 * 1024)    /* input room beyond the head limit, for bodies */
+#define OUT_HIGH (1024 * 1024) /* pause the origin above this many queued bytes */
+#define IN_EXTRA (64 * 1024)   /* input room beyond the head limit, for bodies */
 
 static const char *const rq_name[] = {
 #define X(name, str) str,
@@ -76,8 +76,7 @@ static void on_timer(uv_timer_t *t)
 {
     struct op_client *c = t->data;
     OP_CHECK_OBJ(c, OP_CLIENT_MAGIC);
-    op_log_debug("proxy", "client %llu: timeout in %s", (unsigned long long)c->id,
-                 rq_name[c->rq]);
+    op_log_debug("proxy", "client %llu: timeout in %s", (unsigned long long)c->id, rq_name[c->rq]);
     if (c->rq == OP_RQ_HEAD && c->in.len > 0 && c->rs == OP_RS_NONE && !c->write_active) {
         op_proxy__error(c, 408, "the request head did not arrive in time", true);
         return;
@@ -205,8 +204,7 @@ void op_proxy__step(struct op_client *c)
             }
         }
         size_t used = 0;
-        int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len,
-                                        &used);
+        int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len, &used);
         op_buf_consume(&c->in, used);
         if (c->closing)
             return;
@@ -247,8 +245,7 @@ void op_proxy__step(struct op_client *c)
                 continue;
             }
         }
-        if (c->rq == OP_RQ_BODY && c->r.fetch != NULL &&
-            op_fetch_pending(c->r.fetch) > OUT_HIGH) {
+        if (c->rq == OP_RQ_BODY && c->r.fetch != NULL && op_fetch_pending(c->r.fetch) > OUT_HIGH) {
             read_stop(c); /* the origin is slower than the client: wait for on_drain */
             client_arm_timer(c);
             return;

@@ -28,8 +28,9 @@ static bool if_range_ok(const struct op_headers *req, const struct op_headers *s
 /* The stored fields that describe a 304 (RFC 9110 §15.4.5). */
 static void not_modified_fields(const struct op_headers *stored, struct op_buf *h)
 {
-    static const char *const keep[] = {"cache-control", "content-location", "date", "etag",
-                                       "expires", "vary", "last-modified", NULL};
+    static const char *const keep[] = {
+        "cache-control", "content-location", "date", "etag", "expires",
+        "vary",          "last-modified",    NULL};
     for (size_t i = 0; keep[i] != NULL; i++) {
         int k = -1;
         while ((k = op_headers_find(stored, keep[i], (uint32_t)(k + 1))) >= 0) {
@@ -41,9 +42,9 @@ static void not_modified_fields(const struct op_headers *stored, struct op_buf *
     }
 }
 
-static void serve_ranges(struct op_client *c, struct op_buf *head, const struct op_range *rg,
-                         int n, const struct op_headers *stored, const char *body,
-                         uint64_t blen, bool head_only)
+static void serve_ranges(struct op_client *c, struct op_buf *head, const struct op_range *rg, int n,
+                         const struct op_headers *stored, const char *body, uint64_t blen,
+                         bool head_only)
 {
     if (n == 1) {
         uint64_t len = rg[0].last - rg[0].first + 1;

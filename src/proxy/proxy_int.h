@@ -9,15 +9,15 @@
 
 /* The request side and the response side are separate machines: a request
  * body can still be arriving while the response streams out. */
-#define OP_REQ_STATES(X)                                                       \
-    X(HEAD, "read-head")                                                       \
-    X(BODY, "read-body")                                                       \
+#define OP_REQ_STATES(X)                                                                           \
+    X(HEAD, "read-head")                                                                           \
+    X(BODY, "read-body")                                                                           \
     X(DONE, "req-done")
 
-#define OP_RESP_STATES(X)                                                      \
-    X(NONE, "none")                                                            \
-    X(WAIT, "wait")      /* origin or store acknowledgement pending */         \
-    X(STREAM, "stream")  /* head sent, body flowing */                         \
+#define OP_RESP_STATES(X)                                                                          \
+    X(NONE, "none")                                                                                \
+    X(WAIT, "wait")      /* origin or store acknowledgement pending */                             \
+    X(STREAM, "stream")  /* head sent, body flowing */                                             \
     X(DONE, "resp-done") /* all bytes queued */
 
 enum op_req_state {
@@ -34,23 +34,23 @@ enum op_resp_state {
 
 /* How the response reached the client, for Cache-Status and counters. */
 enum op_fwd {
-    OP_FWD_NONE,       /* a hit */
+    OP_FWD_NONE, /* a hit */
     OP_FWD_URI_MISS,
     OP_FWD_VARY_MISS,
-    OP_FWD_STALE,      /* revalidation of a stale object */
-    OP_FWD_REQUEST,    /* the request asked for it (no-cache) */
-    OP_FWD_METHOD,     /* not a cacheable method or has a body */
+    OP_FWD_STALE,   /* revalidation of a stale object */
+    OP_FWD_REQUEST, /* the request asked for it (no-cache) */
+    OP_FWD_METHOD,  /* not a cacheable method or has a body */
     OP_FWD_BYPASS,
 };
 
 /* One request on a connection: everything reset between requests. */
 struct op_request {
     uint64_t id;
-    struct op_proxy_site *site;      /* borrowed */
-    struct op_buf key;               /* primary cache key */
-    bool cacheable;                  /* GET/HEAD without a body */
+    struct op_proxy_site *site; /* borrowed */
+    struct op_buf key;          /* primary cache key */
+    bool cacheable;             /* GET/HEAD without a body */
     enum op_fwd fwd;
-    struct op_fetch *fetch;          /* owned: freed with op_fetch_abort */
+    struct op_fetch *fetch; /* owned: freed with op_fetch_abort */
     int64_t request_time;
     uint64_t t_start_ms;
     /* the stale object being revalidated, copied out of the store */
@@ -59,25 +59,25 @@ struct op_request {
     struct op_buf stale_body;
     struct op_cache_meta stale_meta;
     /* the response being fetched */
-    const char *nostore;             /* static reason, NULL when it is being stored */
+    const char *nostore; /* static reason, NULL when it is being stored */
     bool store;
-    struct op_buf body;              /* stored body as it arrives */
+    struct op_buf body; /* stored body as it arrives */
     struct op_cache_meta meta;
     struct op_buf vary;
-    struct op_headers resp_headers;  /* cleaned origin headers (for the store) */
+    struct op_headers resp_headers; /* cleaned origin headers (for the store) */
     int status;
-    bool chunked_out;                /* re-chunking the body to the client */
-    bool client_body;                /* body bytes go to the client (not HEAD/304) */
+    bool chunked_out; /* re-chunking the body to the client */
+    bool client_body; /* body bytes go to the client (not HEAD/304) */
     bool req_chunked_to_origin;
     uint64_t req_body_bytes;
-    uint32_t pending_acks;           /* store invalidations not yet committed */
-    bool hold;                       /* response held until pending_acks is 0 */
+    uint32_t pending_acks; /* store invalidations not yet committed */
+    bool hold;             /* response held until pending_acks is 0 */
 };
 
 struct op_client {
     unsigned magic;
-    struct op_client *prev, *next;   /* borrowed: ctx->clients list */
-    struct op_proxy_ctx *ctx;        /* borrowed */
+    struct op_client *prev, *next; /* borrowed: ctx->clients list */
+    struct op_proxy_ctx *ctx;      /* borrowed */
     uint64_t id;
     char peer[48];
     uv_tcp_t tcp;
@@ -86,17 +86,17 @@ struct op_client {
     enum op_req_state rq;
     enum op_resp_state rs;
     bool closing;
-    bool close_after;                /* close once the response is written */
+    bool close_after; /* close once the response is written */
     bool reading;
-    bool origin_paused;              /* backpressure: fetch paused for us */
+    bool origin_paused; /* backpressure: fetch paused for us */
     int pending_closes;
-    uint32_t refs;                   /* store acks in flight: free waits for them */
+    uint32_t refs; /* store acks in flight: free waits for them */
     struct op_buf in;
     bool head_gated;
     struct op_http_parser parser;
     struct op_http_msg req;
-    struct op_buf out;               /* bytes not yet handed to uv_write */
-    struct op_buf writing;           /* pinned until the write callback */
+    struct op_buf out;     /* bytes not yet handed to uv_write */
+    struct op_buf writing; /* pinned until the write callback */
     bool write_active;
     bool keep_alive;
     struct op_request r;
@@ -137,8 +137,8 @@ void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
 void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length,
                         bool no_body);
 /* "outpost; hit; ttl=42" and friends. */
-void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl,
-                            int fwd_status, bool stored, const char *detail);
+void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl, int fwd_status,
+                            bool stored, const char *detail);
 
 /* proxy_hit.c */
 /* Serve a stored object (loan or copy) to the client, honouring HEAD,

@@ -67,8 +67,7 @@ static bool is_idempotent(enum op_http_method m)
 
 static bool is_unsafe(enum op_http_method m)
 {
-    return !(m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS ||
-             m == OP_HTTP_TRACE);
+    return !(m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS || m == OP_HTTP_TRACE);
 }
 
 /* The request head for the origin: origin-form target, the client's fields
@@ -87,8 +86,13 @@ static int build_origin_head(struct op_client *c, struct op_buf *h, bool revalid
     op_headers_remove_all(&m->headers, "expect");
     op_headers_remove_all(&m->headers, "content-length");
     if (revalidate) {
-        static const char *const cond[] = {"if-none-match", "if-modified-since", "if-match",
-                                           "if-unmodified-since", "if-range", "range", NULL};
+        static const char *const cond[] = {"if-none-match",
+                                           "if-modified-since",
+                                           "if-match",
+                                           "if-unmodified-since",
+                                           "if-range",
+                                           "range",
+                                           NULL};
         for (size_t i = 0; cond[i] != NULL; i++)
             op_headers_remove_all(&m->headers, cond[i]);
     }
@@ -108,8 +112,8 @@ static int build_origin_head(struct op_client *c, struct op_buf *h, bool revalid
     op_headers_remove_all(&m->headers, "x-forwarded-for");
     op_headers_remove_all(&m->headers, "x-forwarded-proto");
     int rc = op_headers_serialize(&m->headers, h);
-    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n",
-                   xbuf, m->major, m->minor, c->ctx->conf->cache_name);
+    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n", xbuf,
+                   m->major, m->minor, c->ctx->conf->cache_name);
     if (revalidate) {
         size_t len;
         const char *v = op_headers_get(&r->stale_headers, "etag", &len);
@@ -142,8 +146,7 @@ static void start_fetch(struct op_client *c, bool revalidate)
         return;
     }
     c->rs = OP_RS_WAIT;
-    r->fetch = op_fetch_start(&r->site->origin, head.data, head.len,
-                              c->req.method == OP_HTTP_HEAD,
+    r->fetch = op_fetch_start(&r->site->origin, head.data, head.len, c->req.method == OP_HTTP_HEAD,
                               is_idempotent(c->req.method) && !has_body, &fetch_cbs, c);
     op_buf_fini(&head);
     if (r->fetch == NULL) {
@@ -174,8 +177,8 @@ static void lookup(struct op_client *c)
         rc = OP_ENOTFOUND; /* unreadable stored fields: fetch afresh */
     if (rc == 0) {
         int64_t age, ttl;
-        enum op_cache_verdict v = op_cache_evaluate(&obj.meta, &c->req.headers, op_time_now(),
-                                                    &age, &ttl);
+        enum op_cache_verdict v =
+            op_cache_evaluate(&obj.meta, &c->req.headers, op_time_now(), &age, &ttl);
         if (v != OP_CACHE_VALIDATE) {
             serve_hit(c, &obj, ttl);
             op_store_reader_end(ctx->reader);
@@ -404,8 +407,10 @@ static void respond_revalidated(struct op_client *c)
     struct op_proxy_ctx *ctx = c->ctx;
     char cs[160];
     op_cache_freshen_headers(&r->stale_headers, &r->resp_headers);
-    struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &c->req.headers,
-                                  .status = r->stale_meta.status, .resp = &r->stale_headers,
+    struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                  .req = &c->req.headers,
+                                  .status = r->stale_meta.status,
+                                  .resp = &r->stale_headers,
                                   .request_time = r->request_time,
                                   .response_time = op_time_now()};
     struct op_cache_meta meta;
@@ -417,18 +422,17 @@ static void respond_revalidated(struct op_client *c)
     op_buf_init(&vary, 4096);
     op_cache_vary_names(&r->stale_headers, &vary);
     op_headers_serialize(&r->stale_headers, &block);
-    bool stored = nostore == NULL &&
-                  op_store_put(ctx->store, r->key.data, r->key.len, vary.data ? vary.data : "",
-                               vary.len, &c->req.headers, &meta, block.data ? block.data : "",
-                               block.len, r->stale_body.data ? r->stale_body.data : "",
-                               r->stale_body.len) == 0;
+    bool stored =
+        nostore == NULL &&
+        op_store_put(ctx->store, r->key.data, r->key.len, vary.data ? vary.data : "", vary.len,
+                     &c->req.headers, &meta, block.data ? block.data : "", block.len,
+                     r->stale_body.data ? r->stale_body.data : "", r->stale_body.len) == 0;
     if (stored)
         op_metric_inc(&ctx->metrics, stored_objects_total);
     op_buf_fini(&block);
     op_buf_fini(&vary);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
-    op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len,
-                           cs);
+    op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
 }
 
 static void on_fetch_head(void *owner, struct op_http_msg *resp)
@@ -446,8 +450,10 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     /* what the store keeps, and what the client gets: without hop-by-hop fields */
     r->nostore = "method";
     if (r->cacheable && c->req.method == OP_HTTP_GET) {
-        struct op_cache_exchange x = {.method = c->req.method, .req = &c->req.headers,
-                                      .status = resp->status, .resp = &resp->headers,
+        struct op_cache_exchange x = {.method = c->req.method,
+                                      .req = &c->req.headers,
+                                      .status = resp->status,
+                                      .resp = &resp->headers,
                                       .request_time = r->request_time,
                                       .response_time = op_time_now()};
         r->nostore = op_cache_storable(&x, &r->meta);
@@ -482,11 +488,11 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     if (r->store || origin_age)
         op_buf_appendf(&head, "Age: %lld\r\n",
                        (long long)(r->store ? age : op_cache_age(&r->meta, op_time_now())));
-    bool no_body = c->req.method == OP_HTTP_HEAD || resp->status == 204 ||
-                   resp->status == 304 || (resp->status >= 100 && resp->status < 200);
+    bool no_body = c->req.method == OP_HTTP_HEAD || resp->status == 204 || resp->status == 304 ||
+                   (resp->status >= 100 && resp->status < 200);
     r->client_body = !no_body;
-    op_proxy__head_end(c, &head, no_body && c->req.method != OP_HTTP_HEAD
-                                     ? -1 : resp->content_length, no_body);
+    op_proxy__head_end(
+        c, &head, no_body && c->req.method != OP_HTTP_HEAD ? -1 : resp->content_length, no_body);
     c->rs = OP_RS_STREAM;
 
     if (is_unsafe(c->req.method) && resp->status < 400) {

@@ -59,8 +59,8 @@ static const char *fwd_name(enum op_fwd f)
     return NULL;
 }
 
-void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl,
-                            int fwd_status, bool stored, const char *detail)
+void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl, int fwd_status,
+                            bool stored, const char *detail)
 {
     const char *name = c->ctx->conf->cache_name;
     const char *fwd = fwd_name(c->r.fwd);
@@ -86,8 +86,7 @@ void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
     op_buf_appendf(h, "Via: 1.1 %s\r\n", c->ctx->conf->cache_name);
 }
 
-void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length,
-                        bool no_body)
+void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length, bool no_body)
 {
     struct op_request *r = &c->r;
     r->chunked_out = false;
@@ -134,8 +133,8 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
                        "<!DOCTYPE html>\n<html><head><title>%d %s</title></head><body>\n"
                        "<h1>%d %s</h1>\n<p>%s</p>\n<p>node %s, worker %u, request %llu</p>\n"
                        "</body></html>\n",
-                       status, op_proxy__reason(status), status, op_proxy__reason(status),
-                       detail, name, c->ctx->worker_id, rid);
+                       status, op_proxy__reason(status), status, op_proxy__reason(status), detail,
+                       name, c->ctx->worker_id, rid);
     else
         op_buf_appendf(&body, "%d %s\n%s\nnode %s, worker %u, request %llu\n", status,
                        op_proxy__reason(status), detail, name, c->ctx->worker_id, rid);

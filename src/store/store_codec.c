@@ -13,10 +13,22 @@
 
 /* Field offsets of the fixed part. */
 enum {
-    R_MAGIC = 0, R_VERSION = 4, R_STATUS = 6, R_REQ_TIME = 8, R_RESP_TIME = 16,
-    R_AGE = 24, R_LIFETIME = 32, R_SWR = 40, R_SIE = 48, R_FLAGS = 56,
-    R_PRIMARY_LEN = 60, R_SECONDARY_LEN = 64, R_HEADERS_LEN = 68, R_BODY_LEN = 72,
-    R_SEQ = 80, R_RESERVED = 88
+    R_MAGIC = 0,
+    R_VERSION = 4,
+    R_STATUS = 6,
+    R_REQ_TIME = 8,
+    R_RESP_TIME = 16,
+    R_AGE = 24,
+    R_LIFETIME = 32,
+    R_SWR = 40,
+    R_SIE = 48,
+    R_FLAGS = 56,
+    R_PRIMARY_LEN = 60,
+    R_SECONDARY_LEN = 64,
+    R_HEADERS_LEN = 68,
+    R_BODY_LEN = 72,
+    R_SEQ = 80,
+    R_RESERVED = 88
 };
 
 #define PUT(p, off, v) memcpy((p) + (off), &(v), sizeof(v))

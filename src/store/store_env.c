@@ -95,8 +95,8 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
     }
     /* MDB_NOMETASYNC: a power loss may undo the last commit but never corrupts;
      * MDB_NOTLS: each worker keeps one read txn and renews it per lookup. */
-    if ((rc = mdb_env_open(s->env, cfg->dir, MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD,
-                           0600)) != 0) {
+    if ((rc = mdb_env_open(s->env, cfg->dir, MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD, 0600)) !=
+        0) {
         op_log_error("store", "open %s: %s", cfg->dir, mdb_strerror(rc));
         rc = OP_ESTORE;
         goto fail;
@@ -288,8 +288,7 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
         op_buf_fini(&secondary);
         return OP_ENOTFOUND;
     }
-    op_store__hash(secondary.data ? secondary.data : "", secondary.len,
-                   key + OP_STORE_HASH_LEN);
+    op_store__hash(secondary.data ? secondary.data : "", secondary.len, key + OP_STORE_HASH_LEN);
     k.mv_size = OP_STORE_KEY_LEN;
     rc = mdb_get(r->txn, s->db_objects, &k, &v);
     struct op_store_rec rec;

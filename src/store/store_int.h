@@ -23,15 +23,15 @@ struct op_store_op {
     struct op_store_op *next;
     struct op_store_op *next_pending; /* borrowed: pending list link */
     atomic_uint refs;
-    bool pending;                     /* on the pending list (under store lock) */
+    bool pending; /* on the pending list (under store lock) */
     enum op_store_op_kind kind;
     uint8_t key[OP_STORE_KEY_LEN]; /* PUT: object key; INVALIDATE: first half used */
     char *vary;                    /* owned (PUT): Vary names record */
     size_t vary_len;
-    char *record;                  /* owned (PUT): encoded object */
+    char *record; /* owned (PUT): encoded object */
     size_t record_len;
-    struct op_mailbox *reply;      /* borrowed */
-    struct op_msg *done;           /* borrowed: the caller's */
+    struct op_mailbox *reply; /* borrowed */
+    struct op_msg *done;      /* borrowed: the caller's */
 };
 
 struct op_store {
@@ -41,25 +41,25 @@ struct op_store {
     uint64_t max_object_size;
 
     pthread_t writer;
-    pthread_mutex_t lock;          /* guards the queue, stopping and stats */
+    pthread_mutex_t lock; /* guards the queue, stopping and stats */
     pthread_cond_t cond;
-    struct op_store_op *head;      /* owned */
-    struct op_store_op *tail;      /* borrowed */
+    struct op_store_op *head; /* owned */
+    struct op_store_op *tail; /* borrowed */
     bool stopping;
     /* PUTs queued and not yet committed, newest first: lookups see them, so an
      * object is served from the moment its response completed */
-    struct op_store_op *pending;   /* ref */
-    atomic_uint npending;          /* read without the lock to skip it when empty */
+    struct op_store_op *pending; /* ref */
+    atomic_uint npending;        /* read without the lock to skip it when empty */
 
     /* writer-owned, persisted in meta */
     uint64_t total_bytes;
     uint64_t next_seq;
-    struct op_store_stats stats;   /* under lock */
+    struct op_store_stats stats; /* under lock */
 };
 
 struct op_store_reader {
-    struct op_store *store;     /* borrowed */
-    MDB_txn *txn;               /* owned: reset between lookups */
+    struct op_store *store; /* borrowed */
+    MDB_txn *txn;           /* owned: reset between lookups */
     bool active;
     struct op_store_op *pinned; /* ref: a pending PUT being served */
 };

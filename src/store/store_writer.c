@@ -86,8 +86,7 @@ static int evict(struct op_store *s, MDB_txn *txn, uint64_t need, uint64_t *evic
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int apply_put(struct op_store *s, MDB_txn *txn, struct op_store_op *op,
-                     uint64_t *evicted)
+static int apply_put(struct op_store *s, MDB_txn *txn, struct op_store_op *op, uint64_t *evicted)
 {
     if (op->record_len > s->budget / 4)
         return 0; /* would evict a quarter of the cache for one object: do not store */

@@ -13,7 +13,7 @@
 struct op_worker {
     unsigned magic;
     unsigned id;
-    const struct op_conf *conf;     /* borrowed */
+    const struct op_conf *conf; /* borrowed */
     uv_loop_t loop;
     uv_async_t async;
     uv_tcp_t listener;
@@ -25,7 +25,7 @@ struct op_worker {
     struct op_mailbox mailbox;
     struct op_msg stop_msg;
     struct op_proxy_ctx ctx;
-    struct op_proxy_site *sites;    /* owned */
+    struct op_proxy_site *sites; /* owned */
 };
 
 static void on_wake(void *arg)

@@ -26,8 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = op_http_parser_execute(&hp, (const char *)data, size, &used);
     if (rc == OP_EAGAIN && hp.event == OP_HTTP_EV_HEAD) {
         op_headers_strip_hop_by_hop(&m.headers);
-        struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &req, .status = m.status,
-                                      .resp = &m.headers, .request_time = 1700000000,
+        struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                      .req = &req,
+                                      .status = m.status,
+                                      .resp = &m.headers,
+                                      .request_time = 1700000000,
                                       .response_time = 1700000001};
         struct op_cache_meta meta;
         op_cache_storable(&x, &meta);

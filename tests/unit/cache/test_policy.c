@@ -38,8 +38,12 @@ static void add(struct op_headers *h, const char *n, const char *v)
 
 static const char *decide(struct fixture *f, int status, struct op_cache_meta *m)
 {
-    struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &f->req, .status = status,
-                                  .resp = &f->resp, .request_time = NOW, .response_time = NOW};
+    struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                  .req = &f->req,
+                                  .status = status,
+                                  .resp = &f->resp,
+                                  .request_time = NOW,
+                                  .response_time = NOW};
     return op_cache_storable(&x, m);
 }
 
@@ -47,7 +51,7 @@ static void test_s_maxage_beats_max_age_beats_expires(void **state)
 {
     struct fixture *f = *state;
     struct op_cache_meta m;
-    add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT"); /* NOW */
+    add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT");    /* NOW */
     add(&f->resp, "Expires", "Tue, 14 Nov 2023 22:15:00 GMT"); /* +100 s */
     assert_null(decide(f, 200, &m));
     assert_int_equal(m.freshness_lifetime, 100);
@@ -126,8 +130,11 @@ static void test_age_calculation(void **state)
     struct op_cache_meta m;
     add(&f->resp, "Cache-Control", "max-age=100");
     add(&f->resp, "Age", "30");
-    struct op_cache_exchange x = {.method = OP_HTTP_GET, .req = &f->req, .status = 200,
-                                  .resp = &f->resp, .request_time = NOW - 2,
+    struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                  .req = &f->req,
+                                  .status = 200,
+                                  .resp = &f->resp,
+                                  .request_time = NOW - 2,
                                   .response_time = NOW};
     assert_null(op_cache_storable(&x, &m));
     assert_int_equal(m.corrected_initial_age, 32); /* Age + response delay */

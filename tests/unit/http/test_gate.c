@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct op_http_limits lim = {.max_request_line = 64, .max_header_size = 256,
-                                          .max_headers = 4};
+static const struct op_http_limits lim = {
+    .max_request_line = 64, .max_header_size = 256, .max_headers = 4};
 
 static enum op_gate_rc gate(const char *s, struct op_gate *g)
 {
@@ -73,13 +73,15 @@ static void test_gate_rejects_framing_errors(void **state)
     expect_reject("GET http://u@b/ HTTP/1.1\r\nHost: b\r\n\r\n", 400);
     expect_reject("GET x HTTP/1.1\r\nHost: b\r\n\r\n", 400);
     expect_reject("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n", 400);
+                  "Transfer-Encoding: chunked\r\n\r\n",
+                  400);
     expect_reject("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                   400);
     expect_reject("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", 400);
     expect_reject("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", 400);
     expect_reject("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n", 400);
+                  "Transfer-Encoding: chunked\r\n\r\n",
+                  400);
     expect_reject("GET / HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n", 400);
     expect_reject("GET / HTTP/1.1\r\nHost: x\r\nA: b\x01\r\n\r\n", 400);
     expect_reject("GET / HTTP/1.1\r\nHost: x\r\n: b\r\n\r\n", 400);

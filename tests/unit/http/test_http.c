@@ -150,8 +150,8 @@ static void test_ranges(void **state)
     assert_int_equal(r[0].first, 7);
     assert_int_equal(ranges("bytes=0-0, 8-100", 10, r), 2);
     assert_int_equal(r[1].last, 9);
-    assert_int_equal(ranges("bytes=20-30", 10, r), 0);  /* 416 */
-    assert_int_equal(ranges("bytes=5-2", 10, r), -1);   /* invalid: ignore */
+    assert_int_equal(ranges("bytes=20-30", 10, r), 0); /* 416 */
+    assert_int_equal(ranges("bytes=5-2", 10, r), -1);  /* invalid: ignore */
     assert_int_equal(ranges("items=0-1", 10, r), -1);
     assert_int_equal(ranges("bytes=a-b", 10, r), -1);
     assert_int_equal(ranges("bytes=0-1,2-3,4-5,6-7,8-9", 10, r), -1); /* too many */
@@ -177,7 +177,7 @@ static void test_origin_form(void **state)
     expect_origin_form("http://h?q=1", "/?q=1");
     expect_origin_form("HTTPS://h:8443/x#frag", "/x");
     expect_origin_form("*", "*");
-    expect_origin_form("x:", "x:");        /* not absolute-form: left alone, no overread */
+    expect_origin_form("x:", "x:"); /* not absolute-form: left alone, no overread */
     expect_origin_form("http:/", "http:/");
 }
 

@@ -31,8 +31,8 @@ static void capture_begin(struct capture *c)
 
 /* Restore stderr; return the number of lines written, the last one in <last>,
  * and whether any line contained both <a> and <b>. */
-static int capture_end(struct capture *c, char *last, size_t lastlen, const char *a,
-                       const char *b, bool *both)
+static int capture_end(struct capture *c, char *last, size_t lastlen, const char *a, const char *b,
+                       bool *both)
 {
     fflush(stderr);
     dup2(c->saved, 2);

@@ -36,13 +36,21 @@ static void remove_dir(void)
 static void test_codec_roundtrip_and_rejects(void **state)
 {
     (void)state;
-    struct op_store_rec r = {.meta = {.request_time = 1, .response_time = 2,
-                                      .freshness_lifetime = 60, .swr = -1, .sie = 5,
+    struct op_store_rec r = {.meta = {.request_time = 1,
+                                      .response_time = 2,
+                                      .freshness_lifetime = 60,
+                                      .swr = -1,
+                                      .sie = 5,
                                       .status = 200},
-                             .seq = 7, .primary = "http://h/a", .primary_len = 10,
-                             .secondary = "x=1\n", .secondary_len = 4,
-                             .headers = "A: b\r\n", .headers_len = 6,
-                             .body = "hello", .body_len = 5};
+                             .seq = 7,
+                             .primary = "http://h/a",
+                             .primary_len = 10,
+                             .secondary = "x=1\n",
+                             .secondary_len = 4,
+                             .headers = "A: b\r\n",
+                             .headers_len = 6,
+                             .body = "hello",
+                             .body_len = 5};
     size_t len;
     char *p = op_store__rec_encode(&r, &len);
     assert_non_null(p);
@@ -54,7 +62,7 @@ static void test_codec_roundtrip_and_rejects(void **state)
     assert_memory_equal(d.body, "hello", 5);
     assert_memory_equal(d.primary, "http://h/a", 10);
     assert_int_equal(op_store__rec_decode(p, len - 1, &d), OP_EPARSE); /* truncated */
-    p[4] = 9; /* another format version */
+    p[4] = 9;                                                          /* another format version */
     assert_int_equal(op_store__rec_decode(p, len, &d), OP_EPARSE);
     free(p);
     assert_int_equal(op_store__rec_decode("short", 5, &d), OP_EPARSE);
@@ -85,13 +93,14 @@ static void barrier(struct op_store *s)
     op_mailbox_fini(&mb);
 }
 
-static void put(struct op_store *s, const char *key, const char *vary,
-                const struct op_headers *req, const char *body, size_t blen)
+static void put(struct op_store *s, const char *key, const char *vary, const struct op_headers *req,
+                const char *body, size_t blen)
 {
-    struct op_cache_meta m = {.response_time = 1, .freshness_lifetime = 60, .status = 200,
-                              .swr = -1, .sie = -1};
-    assert_int_equal(op_store_put(s, key, strlen(key), vary, strlen(vary), req, &m,
-                                  "X: y\r\n", 6, body, blen), 0);
+    struct op_cache_meta m = {
+        .response_time = 1, .freshness_lifetime = 60, .status = 200, .swr = -1, .sie = -1};
+    assert_int_equal(
+        op_store_put(s, key, strlen(key), vary, strlen(vary), req, &m, "X: y\r\n", 6, body, blen),
+        0);
 }
 
 static int lookup(struct op_store_reader *r, const char *key, const struct op_headers *req,
