@@ -91,6 +91,14 @@ enum op_cache_verdict {
 enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m, const struct op_headers *req,
                                         int64_t now, int64_t *age, int64_t *ttl);
 
+/* May a stale stored response be served because the origin failed (RFC 5861
+ * stale-if-error)? The window is the response's stale-if-error, else
+ * <default_window> (the site's setting, seconds). Never when must-revalidate,
+ * proxy-revalidate, s-maxage or no-cache forbid serving stale (RFC 9111
+ * §4.2.4), nor when the request's max-age or min-fresh rule it out. */
+bool op_cache_stale_if_error_ok(const struct op_cache_meta *m, const struct op_headers *req,
+                                int64_t now, int64_t default_window);
+
 /* Client conditionals against a stored response (§4.3.2): true if the answer
  * is 304. <stored> are the stored response headers. */
 bool op_cache_not_modified(const struct op_headers *req, const struct op_headers *stored,

@@ -23,7 +23,8 @@ struct op_conf_site {
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
-    uint64_t origin_idle_max; /* idle pooled origin connections per worker */
+    uint64_t origin_idle_max;   /* idle pooled origin connections per worker */
+    uint64_t stale_if_error_ms; /* serve stale this long past expiry when the origin fails */
 };
 
 struct op_conf {

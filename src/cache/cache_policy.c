@@ -178,6 +178,22 @@ enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m, const str
     return OP_CACHE_VALIDATE;
 }
 
+bool op_cache_stale_if_error_ok(const struct op_cache_meta *m, const struct op_headers *req,
+                                int64_t now, int64_t default_window)
+{
+    if (m->flags & (OP_META_MUST_REVALIDATE | OP_META_NO_CACHE))
+        return false;
+    struct op_cc cc;
+    op_cache_cc_parse(req, "cache-control", &cc);
+    if (cc.flags & (OP_CC_MAX_AGE | OP_CC_MIN_FRESH | OP_CC_NO_CACHE))
+        return false; /* the client asked for something fresher than stale */
+    int64_t window = m->sie >= 0 ? m->sie : default_window;
+    if (cc.flags & OP_CC_SIE)
+        window = cc.sie; /* RFC 5861 §4: the request may narrow (or widen) it */
+    int64_t staleness = op_cache_age(m, now) - m->freshness_lifetime;
+    return staleness <= window;
+}
+
 /* Weak comparison of entity tags (RFC 9110 §8.8.3.2). */
 static bool etag_weak_eq(const char *a, size_t alen, const char *b, size_t blen)
 {

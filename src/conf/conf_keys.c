@@ -64,6 +64,9 @@ const struct op_conf_key op_conf_site_keys[] = {
      "10m", false, "time allowed between two reads of an origin response"},
     {"origin_idle_max", OP_CONF_INT, SITE(origin_idle_max), "64", "0", "10000", false,
      "idle keep-alive origin connections kept per worker"},
+    {"stale_if_error", OP_CONF_DURATION, SITE(stale_if_error_ms), "1d", "0ms", "30d", false,
+     "serve a stale copy this long past expiry when the origin fails and the response "
+     "names no stale-if-error of its own"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 

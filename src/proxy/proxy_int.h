@@ -55,6 +55,7 @@ struct op_request {
     uint64_t t_start_ms;
     /* the stale object being revalidated, copied out of the store */
     bool have_stale;
+    bool conditional; /* our validators went to the origin */
     struct op_headers stale_headers;
     struct op_buf stale_body;
     struct op_cache_meta stale_meta;

@@ -202,9 +202,8 @@ static void lookup(struct op_client *c)
             return;
         }
         op_metric_inc(&ctx->metrics, cache_revalidations_total);
+        r->conditional = validators; /* without validators: a plain refetch */
         start_fetch(c, validators);
-        if (!validators)
-            r->have_stale = false; /* a plain refetch */
         return;
     }
     op_store_reader_end(ctx->reader);
@@ -435,16 +434,44 @@ static void respond_revalidated(struct op_client *c)
     op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
 }
 
+/* The origin failed while a stale copy is in hand: serve it where RFC 5861
+ * stale-if-error (or the site's default window) allows. <status> is what the
+ * origin answered, 0 when it did not answer. Returns false if it may not. */
+static bool serve_stale_on_error(struct op_client *c, int status, const char *why)
+{
+    struct op_request *r = &c->r;
+    int64_t window = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
+    if (!r->have_stale ||
+        !op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), window))
+        return false;
+    char cs[200];
+    op_metric_inc(&c->ctx->metrics, stale_served_total);
+    r->fwd = OP_FWD_STALE;
+    op_proxy__cache_status(c, cs, sizeof(cs), 0, status, false, why);
+    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
+                           r->stale_body.len, cs);
+    op_proxy__step(c);
+    return true;
+}
+
+static bool origin_error_status(int status)
+{
+    return status == 500 || status == 502 || status == 503 || status == 504;
+}
+
 static void on_fetch_head(void *owner, struct op_http_msg *resp)
 {
     struct op_client *c = owner;
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
     r->status = resp->status;
-    if (r->have_stale && resp->status == 304) {
+    if (r->have_stale && r->conditional && resp->status == 304) {
         copy_fields(&r->resp_headers, &resp->headers, NULL);
         return; /* answered in on_fetch_done, once the exchange is complete */
     }
+    if (origin_error_status(resp->status) &&
+        serve_stale_on_error(c, resp->status, "stale-if-error"))
+        return; /* the origin's error body is dropped with its connection */
     r->have_stale = false;
 
     /* what the store keeps, and what the client gets: without hop-by-hop fields */
@@ -545,7 +572,7 @@ static void on_fetch_done(void *owner)
     struct op_client *c = owner;
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
-    if (r->have_stale && r->status == 304) {
+    if (r->have_stale && r->conditional && r->status == 304) {
         respond_revalidated(c);
         op_proxy__step(c);
         return;
@@ -577,6 +604,8 @@ static void on_fetch_error(void *owner, int err, bool got_head)
         op_proxy__close(c);
         return;
     }
+    if (serve_stale_on_error(c, 0, err == OP_ETIMEOUT ? "origin timeout" : "origin unreachable"))
+        return;
     op_proxy__error(c, err == OP_ETIMEOUT ? 504 : 502,
                     err == OP_ETIMEOUT ? "the origin did not answer in time"
                                        : "the origin could not be reached or answered badly",

@@ -231,6 +231,25 @@ static void test_keys(void **state)
     op_buf_fini(&k);
 }
 
+static void test_stale_if_error_window(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m = {.response_time = NOW, .freshness_lifetime = 10, .sie = -1, .swr = -1};
+    /* 100 s stale: inside a one-day default, outside a 60 s one */
+    assert_true(op_cache_stale_if_error_ok(&m, &f->req, NOW + 110, 86400));
+    assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 110, 60));
+    m.sie = 200; /* the response's own window wins over the default */
+    assert_true(op_cache_stale_if_error_ok(&m, &f->req, NOW + 110, 0));
+    assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 300, 86400));
+    m.flags = OP_META_MUST_REVALIDATE;
+    assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 20, 86400));
+    m.flags = OP_META_NO_CACHE;
+    assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 20, 86400));
+    m.flags = 0;
+    add(&f->req, "Cache-Control", "max-age=5");
+    assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 20, 86400));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -245,6 +264,7 @@ int main(void)
         T(test_conditionals),
         T(test_freshen_from_304),
         T(test_keys),
+        T(test_stale_if_error_window),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
