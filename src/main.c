@@ -5,6 +5,7 @@
  * the cache; 5 other start-up failure (resolving an origin, threads, memory).
  */
 #include "outpost/conf.h"
+#include "outpost/flight.h"
 #include "outpost/log.h"
 #include "outpost/net.h"
 #include "outpost/store.h"
@@ -129,13 +130,19 @@ static int run(struct op_conf *conf)
         free(origins);
         return EXIT_STORE;
     }
+    struct op_flight_table *flight;
+    if (op_flight_table_create(65536, &flight) != 0) {
+        op_store_close(store);
+        free(origins);
+        return EXIT_START;
+    }
     struct runtime rt = {0};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     rt.nworkers = conf->workers ? (unsigned)conf->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
     int code = 0;
     for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++) {
-        int rc = op_worker_create(i, conf, store, &listen_addr, origins, &rt.workers[i]);
+        int rc = op_worker_create(i, conf, store, flight, &listen_addr, origins, &rt.workers[i]);
         if (rc != 0) {
             op_log_error("main", "cannot listen on %s: %s", conf->listen, op_err_msg(rc));
             code = EXIT_LISTEN;
@@ -147,6 +154,7 @@ static int run(struct op_conf *conf)
     if (code != 0) {
         /* nothing has started: exit without unwinding half-made workers */
         op_store_close(store);
+        op_flight_table_destroy(flight);
         free(origins);
         return code;
     }
@@ -171,6 +179,7 @@ static int run(struct op_conf *conf)
     op_store_close(store); /* finishes queued writes; acks wait in the mailboxes */
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_destroy(rt.workers[i]);
+    op_flight_table_destroy(flight);
     uv_loop_close(loop);
     free(rt.workers);
     free(origins);

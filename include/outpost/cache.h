@@ -99,6 +99,13 @@ enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m, const str
 bool op_cache_stale_if_error_ok(const struct op_cache_meta *m, const struct op_headers *req,
                                 int64_t now, int64_t default_window);
 
+/* May a stale stored response be served at once while it is revalidated in
+ * the background (RFC 5861 stale-while-revalidate)? Same exclusions as
+ * op_cache_stale_if_error_ok; the window is the response's
+ * stale-while-revalidate, else <default_window> (the site's, seconds). */
+bool op_cache_swr_ok(const struct op_cache_meta *m, const struct op_headers *req, int64_t now,
+                     int64_t default_window);
+
 /* Client conditionals against a stored response (§4.3.2): true if the answer
  * is 304. <stored> are the stored response headers. */
 bool op_cache_not_modified(const struct op_headers *req, const struct op_headers *stored,

@@ -25,6 +25,7 @@ struct op_conf_site {
     uint64_t between_bytes_timeout_ms;
     uint64_t origin_idle_max;   /* idle pooled origin connections per worker */
     uint64_t stale_if_error_ms; /* serve stale this long past expiry when the origin fails */
+    uint64_t stale_while_revalidate_ms; /* serve stale this long while revalidating */
 };
 
 struct op_conf {

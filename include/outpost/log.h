@@ -43,7 +43,7 @@ void op_log_write(enum op_log_level lvl, const char *ctx, const char *fmt, ...)
     X(cache_misses_total, "cacheable requests that went to the origin")                            \
     X(cache_revalidations_total, "stale objects revalidated with the origin")                      \
     X(cache_passes_total, "requests not eligible for the cache")                                   \
-    X(stale_served_total, "stale copies served because the origin failed")                         \
+    X(stale_served_total, "stale copies served (stale-while-revalidate, stale-if-error)")          \
     X(origin_requests_total, "requests sent to an origin")                                         \
     X(origin_errors_total, "origin connects, reads or responses that failed")                      \
     X(stored_objects_total, "responses handed to the store writer")                                \

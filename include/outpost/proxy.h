@@ -16,6 +16,8 @@
 #include <uv.h>
 
 struct op_client;
+struct op_bg;
+struct op_flight_table;
 
 struct op_proxy_site {
     const struct op_conf_site *conf; /* borrowed: lives as long as the config */
@@ -34,7 +36,9 @@ struct op_proxy_ctx {
     struct op_metrics metrics;
     uint64_t next_request_id;
     uint32_t nclients;
-    struct op_client *clients; /* borrowed: list of live connections */
+    struct op_client *clients;      /* borrowed: list of live connections */
+    struct op_flight_table *flight; /* borrowed: the process-wide in-flight table */
+    struct op_bg *background;       /* owned: background revalidations under way */
     bool draining;
     void (*on_drained)(struct op_proxy_ctx *ctx); /* nclients reached 0 while draining */
 };
@@ -47,5 +51,7 @@ void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener);
 void op_proxy_drain(struct op_proxy_ctx *ctx);
 /* Close every connection now (the shutdown deadline passed). */
 void op_proxy_close_all(struct op_proxy_ctx *ctx);
+/* Drop the background revalidations under way (the worker is stopping). */
+void op_proxy_abort_background(struct op_proxy_ctx *ctx);
 
 #endif

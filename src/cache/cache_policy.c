@@ -178,20 +178,36 @@ enum op_cache_verdict op_cache_evaluate(const struct op_cache_meta *m, const str
     return OP_CACHE_VALIDATE;
 }
 
+/* Shared by stale-if-error and stale-while-revalidate: may stale be served at
+ * all, and is the staleness within <window>? <req_window> is the request's own
+ * window for the directive, or -1. */
+static bool stale_within(const struct op_cache_meta *m, const struct op_cc *cc, int64_t now,
+                         int64_t window)
+{
+    if (m->flags & (OP_META_MUST_REVALIDATE | OP_META_NO_CACHE))
+        return false; /* RFC 9111 §4.2.4 */
+    if (cc->flags & (OP_CC_MAX_AGE | OP_CC_MIN_FRESH | OP_CC_NO_CACHE))
+        return false; /* the client asked for something fresher than stale */
+    return op_cache_age(m, now) - m->freshness_lifetime <= window;
+}
+
 bool op_cache_stale_if_error_ok(const struct op_cache_meta *m, const struct op_headers *req,
                                 int64_t now, int64_t default_window)
 {
-    if (m->flags & (OP_META_MUST_REVALIDATE | OP_META_NO_CACHE))
-        return false;
     struct op_cc cc;
     op_cache_cc_parse(req, "cache-control", &cc);
-    if (cc.flags & (OP_CC_MAX_AGE | OP_CC_MIN_FRESH | OP_CC_NO_CACHE))
-        return false; /* the client asked for something fresher than stale */
     int64_t window = m->sie >= 0 ? m->sie : default_window;
     if (cc.flags & OP_CC_SIE)
         window = cc.sie; /* RFC 5861 §4: the request may narrow (or widen) it */
-    int64_t staleness = op_cache_age(m, now) - m->freshness_lifetime;
-    return staleness <= window;
+    return stale_within(m, &cc, now, window);
+}
+
+bool op_cache_swr_ok(const struct op_cache_meta *m, const struct op_headers *req, int64_t now,
+                     int64_t default_window)
+{
+    struct op_cc cc;
+    op_cache_cc_parse(req, "cache-control", &cc);
+    return stale_within(m, &cc, now, m->swr >= 0 ? m->swr : default_window);
 }
 
 /* Weak comparison of entity tags (RFC 9110 §8.8.3.2). */

@@ -67,6 +67,10 @@ const struct op_conf_key op_conf_site_keys[] = {
     {"stale_if_error", OP_CONF_DURATION, SITE(stale_if_error_ms), "1d", "0ms", "30d", false,
      "serve a stale copy this long past expiry when the origin fails and the response "
      "names no stale-if-error of its own"},
+    {"stale_while_revalidate", OP_CONF_DURATION, SITE(stale_while_revalidate_ms), "0s", "0ms",
+     "30d", false,
+     "serve a stale copy this long past expiry while one background request revalidates it, "
+     "when the response names no stale-while-revalidate of its own"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 

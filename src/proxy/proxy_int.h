@@ -64,7 +64,6 @@ struct op_request {
     bool store;
     struct op_buf body; /* stored body as it arrives */
     struct op_cache_meta meta;
-    struct op_buf vary;
     struct op_headers resp_headers; /* cleaned origin headers (for the store) */
     int status;
     bool chunked_out; /* re-chunking the body to the client */
@@ -125,6 +124,31 @@ int op_proxy__request_body(struct op_client *c, const char *p, size_t len);
 void op_proxy__request_body_done(struct op_client *c);
 /* Writes drained below the low watermark. */
 void op_proxy__on_client_drain(struct op_client *c);
+
+/* proxy_origin.c */
+/* The request head for the origin: origin-form target, the request's fields
+ * without hop-by-hop ones (removed from <m> itself), Via and X-Forwarded-*,
+ * and the body framing (*chunked: re-chunk the body). <method> overrides the
+ * request's (NULL keeps it). With <validators>, the client's conditionals are
+ * replaced by If-None-Match / If-Modified-Since from those stored fields. */
+int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct op_conf_site *site,
+                          const char *peer, const char *cache_name, const char *method,
+                          const struct op_headers *validators, bool *chunked);
+/* Copy the fields of <from> except hop-by-hop ones (stripped from <from>) and
+ * <skip> (may be NULL) into <to>. */
+void op_proxy__copy_fields(struct op_headers *to, struct op_headers *from, const char *skip);
+/* RFC 9110 §6.6.1: a recipient with a clock adds the Date a response lacks. */
+void op_proxy__ensure_date(struct op_headers *h);
+/* Hand a response to the store writer (Age is never stored; Vary comes from
+ * <headers>). Returns whether it was queued. */
+bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
+                     const struct op_headers *req, const struct op_cache_meta *meta,
+                     struct op_headers *headers, const struct op_buf *body);
+
+/* proxy_background.c */
+/* Serve nothing; revalidate the stale copy in r (moved out of it) with one
+ * background origin request, if no other is under way for the key. */
+void op_proxy__revalidate_in_background(struct op_client *c);
 
 /* proxy_respond.c */
 const char *op_proxy__reason(int status);

@@ -18,7 +18,6 @@ void op_proxy__request_init(struct op_request *r)
     op_headers_init(&r->stale_headers, 512, 256 * 1024);
     op_buf_init(&r->stale_body, SIZE_MAX);
     op_buf_init(&r->body, 0);
-    op_buf_init(&r->vary, 4096);
     op_headers_init(&r->resp_headers, 512, 256 * 1024);
 }
 
@@ -31,7 +30,6 @@ void op_proxy__request_fini(struct op_request *r)
     op_headers_fini(&r->stale_headers);
     op_buf_fini(&r->stale_body);
     op_buf_fini(&r->body);
-    op_buf_fini(&r->vary);
     op_headers_fini(&r->resp_headers);
 }
 
@@ -70,77 +68,15 @@ static bool is_unsafe(enum op_http_method m)
     return !(m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS || m == OP_HTTP_TRACE);
 }
 
-/* The request head for the origin: origin-form target, the client's fields
- * without hop-by-hop ones, Via and X-Forwarded-*, and our body framing. */
-static int build_origin_head(struct op_client *c, struct op_buf *h, bool revalidate)
-{
-    struct op_request *r = &c->r;
-    struct op_http_msg *m = &c->req;
-    const struct op_conf_site *site = r->site->conf;
-    const char *t;
-    size_t tlen;
-    bool slash;
-    op_http_origin_form(m->target.data, m->target.len, &t, &tlen, &slash);
-    bool has_body = m->chunked || m->content_length > 0;
-    op_headers_strip_hop_by_hop(&m->headers);
-    op_headers_remove_all(&m->headers, "expect");
-    op_headers_remove_all(&m->headers, "content-length");
-    if (revalidate) {
-        static const char *const cond[] = {"if-none-match",
-                                           "if-modified-since",
-                                           "if-match",
-                                           "if-unmodified-since",
-                                           "if-range",
-                                           "range",
-                                           NULL};
-        for (size_t i = 0; cond[i] != NULL; i++)
-            op_headers_remove_all(&m->headers, cond[i]);
-    }
-    if (site->host_header[0] != '\0')
-        op_headers_remove_all(&m->headers, "host");
-    op_buf_appendf(h, "%s %s%.*s HTTP/1.1\r\n", m->method_name, slash ? "/" : "", (int)tlen, t);
-    if (site->host_header[0] != '\0')
-        op_buf_appendf(h, "Host: %s\r\n", site->host_header);
-    /* X-Forwarded-For: append to what came in */
-    size_t xlen;
-    const char *xff = op_headers_get(&m->headers, "x-forwarded-for", &xlen);
-    char xbuf[512];
-    if (xff != NULL && xlen < sizeof(xbuf) - 64)
-        snprintf(xbuf, sizeof(xbuf), "%.*s, %s", (int)xlen, xff, c->peer);
-    else
-        snprintf(xbuf, sizeof(xbuf), "%s", c->peer);
-    op_headers_remove_all(&m->headers, "x-forwarded-for");
-    op_headers_remove_all(&m->headers, "x-forwarded-proto");
-    int rc = op_headers_serialize(&m->headers, h);
-    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n", xbuf,
-                   m->major, m->minor, c->ctx->conf->cache_name);
-    if (revalidate) {
-        size_t len;
-        const char *v = op_headers_get(&r->stale_headers, "etag", &len);
-        if (v != NULL)
-            op_buf_appendf(h, "If-None-Match: %.*s\r\n", (int)len, v);
-        v = op_headers_get(&r->stale_headers, "last-modified", &len);
-        if (v != NULL)
-            op_buf_appendf(h, "If-Modified-Since: %.*s\r\n", (int)len, v);
-    }
-    if (m->chunked) {
-        r->req_chunked_to_origin = true;
-        op_buf_appendf(h, "Transfer-Encoding: chunked\r\n");
-    } else if (has_body || m->method == OP_HTTP_POST || m->method == OP_HTTP_PUT ||
-               m->method == OP_HTTP_PATCH) {
-        op_buf_appendf(h, "Content-Length: %lld\r\n",
-                       (long long)(m->content_length > 0 ? m->content_length : 0));
-    }
-    return rc == 0 ? op_buf_append(h, "\r\n", 2) : rc;
-}
-
 static void start_fetch(struct op_client *c, bool revalidate)
 {
     struct op_request *r = &c->r;
     struct op_buf head;
     op_buf_init(&head, SIZE_MAX);
     bool has_body = c->req.chunked || c->req.content_length > 0;
-    if (build_origin_head(c, &head, revalidate) != 0) {
+    if (op_proxy__origin_head(&head, &c->req, r->site->conf, c->peer, c->ctx->conf->cache_name,
+                              NULL, revalidate ? &r->stale_headers : NULL,
+                              &r->req_chunked_to_origin) != 0) {
         op_buf_fini(&head);
         op_proxy__error(c, 500, "could not build the origin request", true);
         return;
@@ -192,6 +128,18 @@ static void lookup(struct op_client *c)
         op_store_reader_end(ctx->reader);
         if (rc != 0) {
             op_proxy__error(c, 500, "out of memory", true);
+            return;
+        }
+        int64_t swr = (int64_t)(r->site->conf->stale_while_revalidate_ms / 1000);
+        if (op_cache_swr_ok(&r->stale_meta, &c->req.headers, op_time_now(), swr)) {
+            char cs[160];
+            op_metric_inc(&ctx->metrics, stale_served_total);
+            r->fwd = OP_FWD_STALE;
+            op_proxy__cache_status(c, cs, sizeof(cs), 0, 0, false, "stale-while-revalidate");
+            op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
+                                   r->stale_body.len, cs);
+            op_proxy__revalidate_in_background(c);
+            op_proxy__step(c);
             return;
         }
         bool validators = op_headers_find(&r->stale_headers, "etag", 0) >= 0 ||
@@ -383,21 +331,6 @@ static void invalidate_field(struct op_client *c, const char *field)
 
 /* ---- the origin's response ---------------------------------------------------- */
 
-/* Copy the fields of <from> except hop-by-hop ones and <skip> into <to>. */
-static void copy_fields(struct op_headers *to, struct op_headers *from, const char *skip)
-{
-    op_headers_strip_hop_by_hop(from);
-    op_headers_reset(to);
-    for (uint32_t i = 0; i < from->n; i++) {
-        size_t nlen, vlen;
-        const char *n = op_headers_name(from, i, &nlen);
-        if (nlen == 0 || (skip != NULL && op_streq_nocase(n, nlen, skip)))
-            continue;
-        const char *v = op_headers_value(from, i, &vlen);
-        op_headers_add(to, n, nlen, v, vlen);
-    }
-}
-
 /* A 304 answered our revalidation: freshen the stored fields (RFC 9111 §4.3.4),
  * store the result and serve it. r->resp_headers holds the 304's fields. */
 static void respond_revalidated(struct op_client *c)
@@ -414,22 +347,9 @@ static void respond_revalidated(struct op_client *c)
                                   .response_time = op_time_now()};
     struct op_cache_meta meta;
     const char *nostore = op_cache_storable(&x, &meta);
-    /* the stored copy does not keep Age: ours is computed when served */
-    op_headers_remove_all(&r->stale_headers, "age");
-    struct op_buf block, vary;
-    op_buf_init(&block, SIZE_MAX);
-    op_buf_init(&vary, 4096);
-    op_cache_vary_names(&r->stale_headers, &vary);
-    op_headers_serialize(&r->stale_headers, &block);
-    bool stored =
-        nostore == NULL &&
-        op_store_put(ctx->store, r->key.data, r->key.len, vary.data ? vary.data : "", vary.len,
-                     &c->req.headers, &meta, block.data ? block.data : "", block.len,
-                     r->stale_body.data ? r->stale_body.data : "", r->stale_body.len) == 0;
-    if (stored)
-        op_metric_inc(&ctx->metrics, stored_objects_total);
-    op_buf_fini(&block);
-    op_buf_fini(&vary);
+    op_headers_remove_all(&r->stale_headers, "age"); /* ours is computed when served */
+    bool stored = nostore == NULL && op_proxy__store(ctx, &r->key, &c->req.headers, &meta,
+                                                     &r->stale_headers, &r->stale_body);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
     op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
 }
@@ -466,7 +386,7 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     struct op_proxy_ctx *ctx = c->ctx;
     r->status = resp->status;
     if (r->have_stale && r->conditional && resp->status == 304) {
-        copy_fields(&r->resp_headers, &resp->headers, NULL);
+        op_proxy__copy_fields(&r->resp_headers, &resp->headers, NULL);
         return; /* answered in on_fetch_done, once the exchange is complete */
     }
     if (origin_error_status(resp->status) &&
@@ -492,19 +412,12 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
         age = r->meta.corrected_initial_age;
         r->store = true;
         r->body.max = ctx->conf->max_object_size;
-        op_cache_vary_names(&resp->headers, &r->vary);
     }
     size_t alen;
     bool origin_age = op_headers_get(&resp->headers, "age", &alen) != NULL;
     op_headers_remove_all(&resp->headers, "content-length");
-    copy_fields(&r->resp_headers, &resp->headers, "age");
-    size_t dlen;
-    if (op_headers_get(&r->resp_headers, "date", &dlen) == NULL) {
-        /* RFC 9110 §6.6.1: a recipient with a clock adds the Date it lacks */
-        char date[30];
-        op_http_date_format(op_time_now(), date);
-        op_headers_add(&r->resp_headers, "Date", 4, date, strlen(date));
-    }
+    op_proxy__copy_fields(&r->resp_headers, &resp->headers, "age");
+    op_proxy__ensure_date(&r->resp_headers);
 
     char cs[200];
     op_proxy__cache_status(c, cs, sizeof(cs), 0, resp->status, r->store, r->nostore);
@@ -579,16 +492,8 @@ static void on_fetch_done(void *owner)
     }
     if (r->client_body && r->chunked_out)
         op_proxy__out(c, "0\r\n\r\n", 5);
-    if (r->store) {
-        struct op_buf block;
-        op_buf_init(&block, SIZE_MAX);
-        op_headers_serialize(&r->resp_headers, &block);
-        if (op_store_put(ctx->store, r->key.data, r->key.len, r->vary.data ? r->vary.data : "",
-                         r->vary.len, &c->req.headers, &r->meta, block.data ? block.data : "",
-                         block.len, r->body.data ? r->body.data : "", r->body.len) == 0)
-            op_metric_inc(&ctx->metrics, stored_objects_total);
-        op_buf_fini(&block);
-    }
+    if (r->store)
+        op_proxy__store(ctx, &r->key, &c->req.headers, &r->meta, &r->resp_headers, &r->body);
     op_proxy__response_done(c);
     op_proxy__step(c);
 }

@@ -60,6 +60,7 @@ static void finish(struct op_worker *w)
     pthread_mutex_lock(&w->mailbox.lock);
     w->mailbox.wake = NULL;
     pthread_mutex_unlock(&w->mailbox.lock);
+    op_proxy_abort_background(&w->ctx);
     uv_timer_stop(&w->deadline);
     uv_close((uv_handle_t *)&w->deadline, NULL);
     uv_close((uv_handle_t *)&w->async, NULL);
@@ -102,7 +103,7 @@ static void *worker_main(void *arg)
 }
 
 int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
-                     const struct sockaddr_storage *listen_addr,
+                     struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
                      const struct sockaddr_storage *origins, struct op_worker **out)
 {
     struct op_worker *w = calloc(1, sizeof(*w));
@@ -143,6 +144,7 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
     ctx->worker_id = id;
     ctx->conf = conf;
     ctx->store = store;
+    ctx->flight = flight;
     ctx->mailbox = &w->mailbox;
     ctx->sites = w->sites;
     ctx->nsites = conf->nsites;

@@ -250,6 +250,19 @@ static void test_stale_if_error_window(void **state)
     assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 20, 86400));
 }
 
+static void test_stale_while_revalidate_window(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m = {.response_time = NOW, .freshness_lifetime = 10, .sie = -1, .swr = 30};
+    assert_true(op_cache_swr_ok(&m, &f->req, NOW + 30, 0));  /* 20 s stale, window 30 */
+    assert_false(op_cache_swr_ok(&m, &f->req, NOW + 50, 0)); /* 40 s stale */
+    m.swr = -1;                                              /* the site's default */
+    assert_false(op_cache_swr_ok(&m, &f->req, NOW + 30, 0));
+    assert_true(op_cache_swr_ok(&m, &f->req, NOW + 30, 60));
+    m.flags = OP_META_MUST_REVALIDATE;
+    assert_false(op_cache_swr_ok(&m, &f->req, NOW + 11, 60));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -265,6 +278,7 @@ int main(void)
         T(test_freshen_from_304),
         T(test_keys),
         T(test_stale_if_error_window),
+        T(test_stale_while_revalidate_window),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

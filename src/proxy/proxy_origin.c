@@ -1,0 +1,114 @@
+/* What crosses to and from the origin, independent of any client connection:
+ * the request head, cleaned response fields, and the hand-off to the store. */
+#include "proxy_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct op_conf_site *site,
+                          const char *peer, const char *cache_name, const char *method,
+                          const struct op_headers *validators, bool *chunked)
+{
+    const char *t;
+    size_t tlen;
+    bool slash;
+    op_http_origin_form(m->target.data, m->target.len, &t, &tlen, &slash);
+    bool has_body = m->chunked || m->content_length > 0;
+    op_headers_strip_hop_by_hop(&m->headers);
+    op_headers_remove_all(&m->headers, "expect");
+    op_headers_remove_all(&m->headers, "content-length");
+    if (validators != NULL) {
+        static const char *const cond[] = {"if-none-match",
+                                           "if-modified-since",
+                                           "if-match",
+                                           "if-unmodified-since",
+                                           "if-range",
+                                           "range",
+                                           NULL};
+        for (size_t i = 0; cond[i] != NULL; i++)
+            op_headers_remove_all(&m->headers, cond[i]);
+    }
+    if (site->host_header[0] != '\0')
+        op_headers_remove_all(&m->headers, "host");
+    op_buf_appendf(h, "%s %s%.*s HTTP/1.1\r\n", method ? method : m->method_name, slash ? "/" : "",
+                   (int)tlen, t);
+    if (site->host_header[0] != '\0')
+        op_buf_appendf(h, "Host: %s\r\n", site->host_header);
+    /* X-Forwarded-For: append to what came in */
+    size_t xlen;
+    const char *xff = op_headers_get(&m->headers, "x-forwarded-for", &xlen);
+    char xbuf[512];
+    if (xff != NULL && xlen < sizeof(xbuf) - 64)
+        snprintf(xbuf, sizeof(xbuf), "%.*s, %s", (int)xlen, xff, peer);
+    else
+        snprintf(xbuf, sizeof(xbuf), "%s", peer);
+    op_headers_remove_all(&m->headers, "x-forwarded-for");
+    op_headers_remove_all(&m->headers, "x-forwarded-proto");
+    int rc = op_headers_serialize(&m->headers, h);
+    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n", xbuf,
+                   m->major, m->minor, cache_name);
+    if (validators != NULL) {
+        size_t len;
+        const char *v = op_headers_get(validators, "etag", &len);
+        if (v != NULL)
+            op_buf_appendf(h, "If-None-Match: %.*s\r\n", (int)len, v);
+        v = op_headers_get(validators, "last-modified", &len);
+        if (v != NULL)
+            op_buf_appendf(h, "If-Modified-Since: %.*s\r\n", (int)len, v);
+    }
+    *chunked = false;
+    if (method == NULL && m->chunked) {
+        *chunked = true;
+        op_buf_appendf(h, "Transfer-Encoding: chunked\r\n");
+    } else if (method == NULL && (has_body || m->method == OP_HTTP_POST ||
+                                  m->method == OP_HTTP_PUT || m->method == OP_HTTP_PATCH)) {
+        op_buf_appendf(h, "Content-Length: %lld\r\n",
+                       (long long)(m->content_length > 0 ? m->content_length : 0));
+    }
+    return rc == 0 ? op_buf_append(h, "\r\n", 2) : rc;
+}
+
+void op_proxy__copy_fields(struct op_headers *to, struct op_headers *from, const char *skip)
+{
+    op_headers_strip_hop_by_hop(from);
+    op_headers_reset(to);
+    for (uint32_t i = 0; i < from->n; i++) {
+        size_t nlen, vlen;
+        const char *n = op_headers_name(from, i, &nlen);
+        if (nlen == 0 || (skip != NULL && op_streq_nocase(n, nlen, skip)))
+            continue;
+        const char *v = op_headers_value(from, i, &vlen);
+        op_headers_add(to, n, nlen, v, vlen);
+    }
+}
+
+void op_proxy__ensure_date(struct op_headers *h)
+{
+    size_t dlen;
+    if (op_headers_get(h, "date", &dlen) != NULL)
+        return;
+    char date[30];
+    op_http_date_format(op_time_now(), date);
+    op_headers_add(h, "Date", 4, date, strlen(date));
+}
+
+bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
+                     const struct op_headers *req, const struct op_cache_meta *meta,
+                     struct op_headers *headers, const struct op_buf *body)
+{
+    /* the stored copy never keeps Age: it is computed when served */
+    op_headers_remove_all(headers, "age");
+    struct op_buf block, vary;
+    op_buf_init(&block, SIZE_MAX);
+    op_buf_init(&vary, 4096);
+    bool stored = op_cache_vary_names(headers, &vary) &&
+                  op_headers_serialize(headers, &block) == 0 &&
+                  op_store_put(ctx->store, key->data, key->len, vary.data ? vary.data : "",
+                               vary.len, req, meta, block.data ? block.data : "", block.len,
+                               body->data ? body->data : "", body->len) == 0;
+    op_buf_fini(&block);
+    op_buf_fini(&vary);
+    if (stored)
+        op_metric_inc(&ctx->metrics, stored_objects_total);
+    return stored;
+}
