@@ -83,17 +83,11 @@ static void on_bg_done(void *owner)
 {
     struct op_bg *bg = owner;
     struct op_proxy_ctx *ctx = bg->ctx;
+    bool queued;
     if (bg->conditional && bg->status == 304) {
-        op_cache_freshen_headers(&bg->stale_headers, &bg->resp_headers);
-        struct op_cache_exchange x = {.method = OP_HTTP_GET,
-                                      .req = &bg->req.headers,
-                                      .status = bg->stale_meta.status,
-                                      .resp = &bg->stale_headers,
-                                      .request_time = bg->request_time,
-                                      .response_time = op_time_now()};
-        if (op_cache_storable(&x, &bg->meta) == NULL)
-            op_proxy__store(ctx, &bg->key, &bg->req.headers, &bg->meta, &bg->stale_headers,
-                            &bg->stale_body);
+        op_proxy__store_revalidated(ctx, &bg->key, &bg->req.headers, bg->stale_meta.status,
+                                    bg->request_time, &bg->stale_headers, &bg->resp_headers,
+                                    &bg->stale_body, &bg->meta, &queued);
     } else if (bg->store) {
         op_proxy__store(ctx, &bg->key, &bg->req.headers, &bg->meta, &bg->resp_headers, &bg->body);
     }

@@ -145,6 +145,17 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
                      const struct op_headers *req, const struct op_cache_meta *meta,
                      struct op_headers *headers, const struct op_buf *body);
 
+/* A 304 answered a revalidation: freshen <stored> with the 304's <fresh>
+ * fields (RFC 9111 §4.3.4), recompute <meta> (with the stored status), drop
+ * Age, and store the result with <body> when policy allows. Returns NULL when
+ * policy allows storing, else the reason; *queued tells whether the store
+ * took it. */
+const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct op_buf *key,
+                                        const struct op_headers *req, int status,
+                                        int64_t request_time, struct op_headers *stored,
+                                        const struct op_headers *fresh, const struct op_buf *body,
+                                        struct op_cache_meta *meta, bool *queued);
+
 /* proxy_background.c */
 /* Serve nothing; revalidate the stale copy in r (moved out of it) with one
  * background origin request, if no other is under way for the key. */

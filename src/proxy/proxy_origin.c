@@ -112,3 +112,22 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
         op_metric_inc(&ctx->metrics, stored_objects_total);
     return stored;
 }
+
+const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct op_buf *key,
+                                        const struct op_headers *req, int status,
+                                        int64_t request_time, struct op_headers *stored,
+                                        const struct op_headers *fresh, const struct op_buf *body,
+                                        struct op_cache_meta *meta, bool *queued)
+{
+    op_cache_freshen_headers(stored, fresh);
+    struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                  .req = req,
+                                  .status = status,
+                                  .resp = stored,
+                                  .request_time = request_time,
+                                  .response_time = op_time_now()};
+    const char *nostore = op_cache_storable(&x, meta);
+    op_headers_remove_all(stored, "age"); /* ours is computed when served */
+    *queued = nostore == NULL && op_proxy__store(ctx, key, req, meta, stored, body);
+    return nostore;
+}

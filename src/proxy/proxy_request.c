@@ -338,18 +338,11 @@ static void respond_revalidated(struct op_client *c)
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
     char cs[160];
-    op_cache_freshen_headers(&r->stale_headers, &r->resp_headers);
-    struct op_cache_exchange x = {.method = OP_HTTP_GET,
-                                  .req = &c->req.headers,
-                                  .status = r->stale_meta.status,
-                                  .resp = &r->stale_headers,
-                                  .request_time = r->request_time,
-                                  .response_time = op_time_now()};
     struct op_cache_meta meta;
-    const char *nostore = op_cache_storable(&x, &meta);
-    op_headers_remove_all(&r->stale_headers, "age"); /* ours is computed when served */
-    bool stored = nostore == NULL && op_proxy__store(ctx, &r->key, &c->req.headers, &meta,
-                                                     &r->stale_headers, &r->stale_body);
+    bool stored;
+    const char *nostore = op_proxy__store_revalidated(
+        ctx, &r->key, &c->req.headers, r->stale_meta.status, r->request_time, &r->stale_headers,
+        &r->resp_headers, &r->stale_body, &meta, &stored);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
     op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
 }

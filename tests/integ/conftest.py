@@ -31,10 +31,15 @@ class Origin:
         self.port = free_port()
         self.routes = {}
         self.hits = {}
+        self.conns = []
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                origin.conns.append(self.connection)
 
             def do_GET(self):
                 origin.hits[self.path] = origin.hits.get(self.path, 0) + 1
@@ -61,8 +66,15 @@ class Origin:
         h.wfile.write(body)
 
     def stop(self):
+        """Gone for good: no listener, and the keep-alive connections Outpost
+        pooled are cut too (handler threads would otherwise keep answering)."""
         self.server.shutdown()
         self.server.server_close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Outpost:

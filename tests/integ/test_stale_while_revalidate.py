@@ -10,10 +10,12 @@ def test_one_background_request_for_many_clients(origin, outposts, tmp_path):
     def swr(h):
         calls.append(time.monotonic())
         if len(calls) > 1:
-            time.sleep(1.0)  # a slow revalidation nobody should wait for
+            time.sleep(2.0)  # a slow revalidation nobody should wait for
         body = ("version %d" % len(calls)).encode()
         h.send_response(200)
-        h.send_header("Cache-Control", "max-age=1, stale-while-revalidate=60")
+        # version 1 goes stale at once; later ones stay fresh for the final check
+        h.send_header("Cache-Control", "max-age=1, stale-while-revalidate=60"
+                      if len(calls) == 1 else "max-age=60")
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
@@ -37,8 +39,8 @@ def test_one_background_request_for_many_clients(origin, outposts, tmp_path):
     assert len(results) == 100
     assert all(status == 200 for status, _, _ in results)
     assert all(body == b"version 1" for _, body, _ in results)
-    assert max(elapsed for _, _, elapsed in results) < 0.8, "a client waited for the origin"
-    time.sleep(1.5)
+    assert max(elapsed for _, _, elapsed in results) < 1.5, "a client waited for the origin"
+    time.sleep(2.5)
     r, body = op.request("/swr")
     assert body == b"version 2"
     assert len(calls) == 2, "the origin saw %d requests" % len(calls)
