@@ -107,8 +107,6 @@ static void lookup(struct op_client *c)
     struct op_proxy_ctx *ctx = c->ctx;
     struct op_store_obj obj;
     int rc = op_store_lookup(ctx->reader, r->key.data, r->key.len, &c->req.headers, &obj);
-    struct op_cc cc;
-    op_cache_cc_parse(&c->req.headers, "cache-control", &cc);
     if (rc == 0 && op_headers_parse_block(&r->stale_headers, obj.headers, obj.headers_len) != 0)
         rc = OP_ENOTFOUND; /* unreadable stored fields: fetch afresh */
     if (rc == 0) {
@@ -121,7 +119,10 @@ static void lookup(struct op_client *c)
             op_proxy__step(c);
             return;
         }
-        /* stale or the request insists: keep a copy and revalidate */
+        /* stale or the request insists: keep a copy and revalidate. The
+         * request's Cache-Control is read here, off the hit path. */
+        struct op_cc cc;
+        op_cache_cc_parse(&c->req.headers, "cache-control", &cc);
         r->have_stale = true;
         r->stale_meta = obj.meta;
         rc = op_buf_append(&r->stale_body, obj.body, obj.body_len);
@@ -157,6 +158,8 @@ static void lookup(struct op_client *c)
     op_store_reader_end(ctx->reader);
     if (rc != OP_ENOTFOUND)
         op_log_warn("proxy", "store lookup failed; fetching from the origin");
+    struct op_cc cc;
+    op_cache_cc_parse(&c->req.headers, "cache-control", &cc);
     if (cc.flags & OP_CC_ONLY_IF_CACHED) {
         op_proxy__error(c, 504, "only-if-cached: not in the cache", false);
         return;
