@@ -100,6 +100,19 @@ static void serve_hit(struct op_client *c, struct op_store_obj *obj, int64_t ttl
     op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, obj->body, obj->body_len, cs);
 }
 
+/* Answer with the stale copy in r, saying why in Cache-Status (<status>: what
+ * the origin answered, 0 for none). The caller checked that policy allows it. */
+static void serve_stale(struct op_client *c, int status, const char *why)
+{
+    struct op_request *r = &c->r;
+    char cs[200];
+    op_metric_inc(&c->ctx->metrics, stale_served_total);
+    r->fwd = OP_FWD_STALE;
+    op_proxy__cache_status(c, cs, sizeof(cs), 0, status, false, why);
+    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
+                           r->stale_body.len, cs);
+}
+
 /* Look the request up; answer a usable hit, or go to the origin. */
 static void lookup(struct op_client *c)
 {
@@ -133,12 +146,7 @@ static void lookup(struct op_client *c)
         }
         int64_t swr = (int64_t)(r->site->conf->stale_while_revalidate_ms / 1000);
         if (op_cache_swr_ok(&r->stale_meta, &c->req.headers, op_time_now(), swr)) {
-            char cs[160];
-            op_metric_inc(&ctx->metrics, stale_served_total);
-            r->fwd = OP_FWD_STALE;
-            op_proxy__cache_status(c, cs, sizeof(cs), 0, 0, false, "stale-while-revalidate");
-            op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
-                                   r->stale_body.len, cs);
+            serve_stale(c, 0, "stale-while-revalidate");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);
             return;
@@ -360,12 +368,7 @@ static bool serve_stale_on_error(struct op_client *c, int status, const char *wh
     if (!r->have_stale ||
         !op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), window))
         return false;
-    char cs[200];
-    op_metric_inc(&c->ctx->metrics, stale_served_total);
-    r->fwd = OP_FWD_STALE;
-    op_proxy__cache_status(c, cs, sizeof(cs), 0, status, false, why);
-    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
-                           r->stale_body.len, cs);
+    serve_stale(c, status, why);
     op_proxy__step(c);
     return true;
 }
