@@ -59,14 +59,8 @@ static void on_bg_head(void *owner, struct op_http_msg *resp)
     op_proxy__copy_fields(&bg->resp_headers, &resp->headers, NULL);
     if (bg->conditional && resp->status == 304)
         return; /* freshened in on_bg_done */
-    struct op_cache_exchange x = {.method = OP_HTTP_GET,
-                                  .req = &bg->req.headers,
-                                  .status = resp->status,
-                                  .resp = &bg->resp_headers,
-                                  .request_time = bg->request_time,
-                                  .response_time = op_time_now()};
-    bg->store = op_cache_storable(&x, &bg->meta) == NULL &&
-                resp->content_length <= (int64_t)ctx->conf->max_object_size;
+    bg->store = op_proxy__storable(ctx, &bg->req.headers, bg->request_time, resp, &bg->resp_headers,
+                                   &bg->meta) == NULL;
     bg->body.max = ctx->conf->max_object_size;
     op_proxy__ensure_date(&bg->resp_headers);
 }

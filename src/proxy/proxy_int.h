@@ -145,6 +145,13 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
                      const struct op_headers *req, const struct op_cache_meta *meta,
                      struct op_headers *headers, const struct op_buf *body);
 
+/* May this complete origin response (to a GET) be stored? Fills <meta>;
+ * returns NULL when it may, else the reason: the RFC 9111 one, or "too large"
+ * when its Content-Length is over max_object_size. */
+const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_headers *req,
+                               int64_t request_time, const struct op_http_msg *resp,
+                               const struct op_headers *fields, struct op_cache_meta *meta);
+
 /* A 304 answered a revalidation: freshen <stored> with the 304's <fresh>
  * fields (RFC 9111 §4.3.4), recompute <meta> (with the stored status), drop
  * Age, and store the result with <body> when policy allows. Returns NULL when

@@ -113,6 +113,22 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
     return stored;
 }
 
+const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_headers *req,
+                               int64_t request_time, const struct op_http_msg *resp,
+                               const struct op_headers *fields, struct op_cache_meta *meta)
+{
+    struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                  .req = req,
+                                  .status = resp->status,
+                                  .resp = fields,
+                                  .request_time = request_time,
+                                  .response_time = op_time_now()};
+    const char *nostore = op_cache_storable(&x, meta);
+    if (nostore == NULL && resp->content_length > (int64_t)ctx->conf->max_object_size)
+        nostore = "too large";
+    return nostore;
+}
+
 const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct op_buf *key,
                                         const struct op_headers *req, int status,
                                         int64_t request_time, struct op_headers *stored,

@@ -395,17 +395,9 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
 
     /* what the store keeps, and what the client gets: without hop-by-hop fields */
     r->nostore = "method";
-    if (r->cacheable && c->req.method == OP_HTTP_GET) {
-        struct op_cache_exchange x = {.method = c->req.method,
-                                      .req = &c->req.headers,
-                                      .status = resp->status,
-                                      .resp = &resp->headers,
-                                      .request_time = r->request_time,
-                                      .response_time = op_time_now()};
-        r->nostore = op_cache_storable(&x, &r->meta);
-        if (r->nostore == NULL && resp->content_length > (int64_t)ctx->conf->max_object_size)
-            r->nostore = "too large";
-    }
+    if (r->cacheable && c->req.method == OP_HTTP_GET)
+        r->nostore = op_proxy__storable(ctx, &c->req.headers, r->request_time, resp, &resp->headers,
+                                        &r->meta);
     int64_t age = 0;
     if (r->nostore == NULL) {
         age = r->meta.corrected_initial_age;
