@@ -307,6 +307,17 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
     return rc;
 }
 
+/* Take the PUT at *pp off the pending list (store lock held): lookups no
+ * longer see it, and the list's reference is dropped. */
+static void pending_unlink(struct op_store *s, struct op_store_op **pp)
+{
+    struct op_store_op *op = *pp;
+    *pp = op->next_pending;
+    op->pending = false;
+    atomic_fetch_sub(&s->npending, 1);
+    op_store__op_unref(op);
+}
+
 static void enqueue(struct op_store *s, struct op_store_op *op)
 {
     op->next = NULL;
@@ -321,15 +332,10 @@ static void enqueue(struct op_store *s, struct op_store_op *op)
     } else {
         /* an invalidation hides the pending PUTs it follows at once */
         for (struct op_store_op **pp = &s->pending; *pp != NULL;) {
-            struct op_store_op *p = *pp;
-            if (memcmp(p->key, op->key, OP_STORE_HASH_LEN) == 0) {
-                *pp = p->next_pending;
-                p->pending = false;
-                atomic_fetch_sub(&s->npending, 1);
-                op_store__op_unref(p);
-            } else {
-                pp = &p->next_pending;
-            }
+            if (memcmp((*pp)->key, op->key, OP_STORE_HASH_LEN) == 0)
+                pending_unlink(s, pp);
+            else
+                pp = &(*pp)->next_pending;
         }
     }
     if (s->tail)
@@ -415,10 +421,7 @@ void op_store__unpend(struct op_store *s, struct op_store_op *ops)
             continue;
         for (struct op_store_op **pp = &s->pending; *pp != NULL; pp = &(*pp)->next_pending) {
             if (*pp == op) {
-                *pp = op->next_pending;
-                op->pending = false;
-                atomic_fetch_sub(&s->npending, 1);
-                op_store__op_unref(op);
+                pending_unlink(s, pp);
                 break;
             }
         }
