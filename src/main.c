@@ -130,15 +130,15 @@ static int run(struct op_conf *conf)
         free(origins);
         return EXIT_STORE;
     }
+    struct runtime rt = {0};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    rt.nworkers = conf->workers ? (unsigned)conf->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     struct op_flight_table *flight;
-    if (op_flight_table_create(65536, &flight) != 0) {
+    if (op_flight_table_create(65536, rt.nworkers, &flight) != 0) {
         op_store_close(store);
         free(origins);
         return EXIT_START;
     }
-    struct runtime rt = {0};
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    rt.nworkers = conf->workers ? (unsigned)conf->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
     int code = 0;
     for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++) {
@@ -155,6 +155,7 @@ static int run(struct op_conf *conf)
         /* nothing has started: exit without unwinding half-made workers */
         op_store_close(store);
         op_flight_table_destroy(flight);
+        free(rt.workers);
         free(origins);
         return code;
     }

@@ -26,6 +26,10 @@ struct op_conf_site {
     uint64_t origin_idle_max;   /* idle pooled origin connections per worker */
     uint64_t stale_if_error_ms; /* serve stale this long past expiry when the origin fails */
     uint64_t stale_while_revalidate_ms; /* serve stale this long while revalidating */
+    uint64_t coalesce_max_waiters; /* requests waiting on one origin fetch; 0 = no coalescing */
+    uint64_t coalesce_timeout_ms;  /* longest wait for the shared response head */
+    uint64_t hit_for_miss_ms;      /* unshareable keys fetch in parallel this long */
+    uint64_t retry_after_ms;       /* Retry-After sent with an overload 503 */
 };
 
 struct op_conf {

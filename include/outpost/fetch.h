@@ -70,6 +70,8 @@ size_t op_fetch_pending(const struct op_fetch *f);
 /* Stop / restart reading the response (client backpressure). */
 void op_fetch_pause(struct op_fetch *f);
 void op_fetch_resume(struct op_fetch *f);
+/* Hand the fetch to another owner: later callbacks go to <cbs> with <owner>. */
+void op_fetch_set_owner(struct op_fetch *f, const struct op_fetch_cbs *cbs, void *owner);
 /* Free the fetch; if it is still running its connection is closed and no
  * callback runs afterwards. */
 void op_fetch_abort(struct op_fetch *f);

@@ -53,6 +53,9 @@ const char *op_headers_get(const struct op_headers *h, const char *name, size_t 
 bool op_headers_has_token(const struct op_headers *h, const char *name, const char *token);
 void op_headers_remove(struct op_headers *h, uint32_t i);
 void op_headers_remove_all(struct op_headers *h, const char *name);
+/* Replace <to>'s fields with copies of <from>'s (removed ones are skipped).
+ * Returns 0, OP_ETOOBIG (<to>'s limits) or OP_ENOMEM. */
+int op_headers_copy(struct op_headers *to, const struct op_headers *from);
 /* Append "Name: value\r\n" for every field still present. */
 int op_headers_serialize(const struct op_headers *h, struct op_buf *out);
 /* Parse a serialized block ("Name: value\r\n"...) back into <h> (reset first). */

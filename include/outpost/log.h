@@ -44,6 +44,10 @@ void op_log_write(enum op_log_level lvl, const char *ctx, const char *fmt, ...)
     X(cache_revalidations_total, "stale objects revalidated with the origin")                      \
     X(cache_passes_total, "requests not eligible for the cache")                                   \
     X(stale_served_total, "stale copies served (stale-while-revalidate, stale-if-error)")          \
+    X(coalesced_total, "requests answered from another request's origin fetch")                    \
+    X(coalesce_busy_total, "requests refused a place behind a busy origin fetch")                  \
+    X(coalesce_timeouts_total, "coalesced requests whose wait for the head timed out")             \
+    X(hit_for_miss_total, "requests sent alone by a hit-for-miss marker")                          \
     X(origin_requests_total, "requests sent to an origin")                                         \
     X(origin_errors_total, "origin connects, reads or responses that failed")                      \
     X(stored_objects_total, "responses handed to the store writer")                                \

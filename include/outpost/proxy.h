@@ -16,7 +16,7 @@
 #include <uv.h>
 
 struct op_client;
-struct op_bg;
+struct op_pub;
 struct op_flight_table;
 
 struct op_proxy_site {
@@ -38,7 +38,7 @@ struct op_proxy_ctx {
     uint32_t nclients;
     struct op_client *clients;      /* borrowed: list of live connections */
     struct op_flight_table *flight; /* borrowed: the process-wide in-flight table */
-    struct op_bg *background;       /* owned: background revalidations under way */
+    struct op_pub *pubs;            /* owned: origin fetches behind flights, led from here */
     bool draining;
     void (*on_drained)(struct op_proxy_ctx *ctx); /* nclients reached 0 while draining */
 };
@@ -51,7 +51,8 @@ void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener);
 void op_proxy_drain(struct op_proxy_ctx *ctx);
 /* Close every connection now (the shutdown deadline passed). */
 void op_proxy_close_all(struct op_proxy_ctx *ctx);
-/* Drop the background revalidations under way (the worker is stopping). */
+/* End the flights led from this worker (it is stopping): their waiters get
+ * stale or an error. */
 void op_proxy_abort_background(struct op_proxy_ctx *ctx);
 
 #endif

@@ -188,7 +188,9 @@ static bool stale_within(const struct op_cache_meta *m, const struct op_cc *cc, 
         return false; /* RFC 9111 §4.2.4 */
     if (cc->flags & (OP_CC_MAX_AGE | OP_CC_MIN_FRESH | OP_CC_NO_CACHE))
         return false; /* the client asked for something fresher than stale */
-    return op_cache_age(m, now) - m->freshness_lifetime <= window;
+    /* ages are whole seconds: staleness s means [s, s+1) past expiry, so a
+     * window of N allows s < N, and a window of 0 allows nothing */
+    return op_cache_age(m, now) - m->freshness_lifetime < window;
 }
 
 bool op_cache_stale_if_error_ok(const struct op_cache_meta *m, const struct op_headers *req,

@@ -71,6 +71,17 @@ const struct op_conf_key op_conf_site_keys[] = {
      "30d", false,
      "serve a stale copy this long past expiry while one background request revalidates it, "
      "when the response names no stale-while-revalidate of its own"},
+    {"coalesce_max_waiters", OP_CONF_INT, SITE(coalesce_max_waiters), "10000", "0", "1000000",
+     false,
+     "requests that may wait on one origin fetch for the same object (0 turns coalescing off); "
+     "past it they get stale or 503"},
+    {"coalesce_timeout", OP_CONF_DURATION, SITE(coalesce_timeout_ms), "30s", "10ms", "10m", false,
+     "longest a coalesced request waits for the shared response head; then stale or 503"},
+    {"hit_for_miss", OP_CONF_DURATION, SITE(hit_for_miss_ms), "2m", "0ms", "1d", false,
+     "after an unshareable response, requests for that URL go to the origin in parallel for "
+     "this long instead of waiting on one another (0 = never)"},
+    {"retry_after", OP_CONF_DURATION, SITE(retry_after_ms), "5s", "1s", "1h", false,
+     "Retry-After sent with a 503 when the node sheds load"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 

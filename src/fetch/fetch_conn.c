@@ -216,6 +216,8 @@ static void parse_input(struct op_oconn *c)
         size_t used = 0;
         int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len, &used);
         op_buf_consume(&c->in, used);
+        if (c->fetch != f)
+            break; /* the owner aborted the fetch from a callback: f is gone */
         if (rc == OP_EPARSE) {
             op_log_warn("fetch", "origin %s: bad response: %s", c->origin->name,
                         c->parser.err_reason ? c->parser.err_reason : "?");
@@ -510,6 +512,13 @@ void op_fetch_resume(struct op_fetch *f)
         return;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     parse_input(c); /* bytes read before the pause */
+}
+
+void op_fetch_set_owner(struct op_fetch *f, const struct op_fetch_cbs *cbs, void *owner)
+{
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    f->cbs = cbs;
+    f->owner = owner;
 }
 
 void op_fetch_abort(struct op_fetch *f)

@@ -61,6 +61,20 @@ int op_headers_add(struct op_headers *h, const char *name, size_t nlen, const ch
     return 0;
 }
 
+int op_headers_copy(struct op_headers *to, const struct op_headers *from)
+{
+    op_headers_reset(to);
+    for (uint32_t i = 0; i < from->n; i++) {
+        size_t nlen, vlen;
+        const char *n = op_headers_name(from, i, &nlen);
+        const char *v = op_headers_value(from, i, &vlen);
+        int rc = nlen > 0 ? op_headers_add(to, n, nlen, v, vlen) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int op_headers_extend_name(struct op_headers *h, const char *p, size_t len, bool first)
 {
     int rc;

@@ -63,6 +63,7 @@ void op_proxy__close(struct op_client *c)
     if (c->next)
         c->next->prev = c->prev;
     ctx->nclients--;
+    op_proxy__flight_leave(&c->r);
     if (c->r.fetch != NULL) {
         op_fetch_abort(c->r.fetch);
         c->r.fetch = NULL;
@@ -76,6 +77,10 @@ static void on_timer(uv_timer_t *t)
 {
     struct op_client *c = t->data;
     OP_CHECK_OBJ(c, OP_CLIENT_MAGIC);
+    if (op_proxy__flight_waiting(c)) {
+        op_proxy__flight_timeout(c);
+        return;
+    }
     op_log_debug("proxy", "client %llu: timeout in %s", (unsigned long long)c->id, rq_name[c->rq]);
     if (c->rq == OP_RQ_HEAD && c->in.len > 0 && c->rs == OP_RS_NONE && !c->write_active) {
         op_proxy__error(c, 408, "the request head did not arrive in time", true);
@@ -91,7 +96,10 @@ static void client_arm_timer(struct op_client *c)
     uint64_t ms = 0;
     if (c->closing)
         return;
-    if (c->write_active)
+    if (op_proxy__flight_waiting(c)) {
+        uint64_t now = op_time_mono_ms();
+        ms = c->r.flight_deadline_ms > now ? c->r.flight_deadline_ms - now : 1;
+    } else if (c->write_active)
         ms = conf->send_timeout_ms;
     else if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE)
         ms = c->in.len > 0 ? conf->header_timeout_ms : conf->idle_timeout_ms;
@@ -100,6 +108,11 @@ static void client_arm_timer(struct op_client *c)
     uv_timer_stop(&c->timer);
     if (ms > 0)
         uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+void op_proxy__arm_timer(struct op_client *c)
+{
+    client_arm_timer(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -338,6 +351,17 @@ void op_proxy__out_direct(struct op_client *c, const char *head, size_t hlen, co
     } else {
         op_proxy__out(c, body + (done - hlen), blen - (done - hlen));
     }
+}
+
+int op_proxy__out_reserve(struct op_client *c, size_t n, char **space)
+{
+    return op_buf_reserve(&c->out, n, space);
+}
+
+void op_proxy__out_commit(struct op_client *c, size_t n)
+{
+    op_buf_commit(&c->out, n);
+    flush(c);
 }
 
 size_t op_proxy__out_pending(const struct op_client *c)

@@ -3,6 +3,7 @@
 #define OUTPOST_PROXY_INT_H
 
 #include "outpost/cache.h"
+#include "outpost/flight.h"
 #include "outpost/proxy.h"
 
 #define OP_CLIENT_MAGIC 0x434c4e54u
@@ -70,8 +71,32 @@ struct op_request {
     bool client_body; /* body bytes go to the client (not HEAD/304) */
     bool req_chunked_to_origin;
     uint64_t req_body_bytes;
-    uint32_t pending_acks; /* store invalidations not yet committed */
-    bool hold;             /* response held until pending_acks is 0 */
+    uint32_t pending_acks;  /* store invalidations not yet committed */
+    bool hold;              /* response held until pending_acks is 0 */
+    uint32_t retry_after_s; /* Retry-After on an error page; 0 for none */
+    /* coalescing (proxy_flight.c) */
+    struct op_flight_waiter waiter; /* joined while waiting on or reading a flight */
+    struct op_pub *pub;             /* borrowed: the publisher this request leads, while joined */
+    bool collapsed;                 /* answered from another request's origin response */
+    bool no_flight;                 /* fetch alone (hit-for-miss, or the flight did not fit) */
+    bool hit_for_miss;              /* a hit-for-miss marker sent it alone */
+    bool revalidated;               /* restarted after a flight's 304 updated the store */
+    bool flight_head_sent;
+    uint8_t flight_restarts; /* lookups restarted by flights (304, Vary) */
+    uint64_t flight_off;     /* flight body bytes already queued to the client */
+    uint64_t flight_deadline_ms;
+};
+
+/* What a flight's publisher hands its waiters (the flight's head bytes):
+ * this struct, then fields_len bytes of "Name: value\r\n" fields (no Age, no
+ * framing), the Vary names and the leader's secondary key. */
+struct op_proxy_flight_head {
+    int status;
+    int64_t content_length; /* the origin's, -1 when it gave none */
+    struct op_cache_meta meta;
+    uint32_t fields_len;
+    uint32_t vary_len;
+    uint32_t variant_len;
 };
 
 struct op_client {
@@ -108,15 +133,31 @@ void op_proxy__out(struct op_client *c, const char *p, size_t len);
 void op_proxy__out_direct(struct op_client *c, const char *head, size_t hlen, const char *body,
                           size_t blen);
 size_t op_proxy__out_pending(const struct op_client *c);
+/* Room for <n> bytes at the end of the output queue, filled by the caller and
+ * then queued with op_proxy__out_commit. 0 or OP_ENOMEM. */
+int op_proxy__out_reserve(struct op_client *c, size_t n, char **space);
+void op_proxy__out_commit(struct op_client *c, size_t n);
 /* The whole response is queued; the connection moves on when it is written. */
 void op_proxy__response_done(struct op_client *c);
 void op_proxy__close(struct op_client *c);
 /* Drop a reference taken for a store acknowledgement; frees a closed client. */
 void op_proxy__client_unref(struct op_client *c);
 void op_proxy__step(struct op_client *c);
+/* Re-arm the connection's one timer for its current situation. */
+void op_proxy__arm_timer(struct op_client *c);
 
 /* proxy_request.c */
 void op_proxy__request_init(struct op_request *r);
+/* Look the request up (again): answer a usable hit, or go to the origin. */
+void op_proxy__lookup(struct op_client *c);
+/* Fetch the request on its own (<revalidate>: with r's stored validators). */
+void op_proxy__fetch_alone(struct op_client *c, bool revalidate);
+/* Take over <f>, started by a publisher, whose head <resp> just arrived. */
+void op_proxy__adopt_fetch(struct op_client *c, struct op_fetch *f, struct op_http_msg *resp);
+/* Answer with r's stale copy (<status>: the origin's, 0 for none). */
+void op_proxy__serve_stale(struct op_client *c, int status, const char *why);
+/* Serve r's stale copy if stale-if-error allows it; false if it may not. */
+bool op_proxy__serve_stale_on_error(struct op_client *c, int status, const char *why);
 void op_proxy__request_fini(struct op_request *r);
 void op_proxy__request_start(struct op_client *c);
 /* Request body bytes from the client parser. */
@@ -129,8 +170,9 @@ void op_proxy__on_client_drain(struct op_client *c);
 /* The request head for the origin: origin-form target, the request's fields
  * without hop-by-hop ones (removed from <m> itself), Via and X-Forwarded-*,
  * and the body framing (*chunked: re-chunk the body). <method> overrides the
- * request's (NULL keeps it). With <validators>, the client's conditionals are
- * replaced by If-None-Match / If-Modified-Since from those stored fields. */
+ * request's (NULL keeps it). With <validators> (may be empty), the client's
+ * conditionals and Range are left out (not removed from <m>) and
+ * If-None-Match / If-Modified-Since from those stored fields are sent. */
 int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct op_conf_site *site,
                           const char *peer, const char *cache_name, const char *method,
                           const struct op_headers *validators, bool *chunked);
@@ -163,10 +205,34 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
                                         const struct op_headers *fresh, const struct op_buf *body,
                                         struct op_cache_meta *meta, bool *queued);
 
-/* proxy_background.c */
-/* Serve nothing; revalidate the stale copy in r (moved out of it) with one
- * background origin request, if no other is under way for the key. */
+/* proxy_publish.c */
+struct op_pub;
+/* Start the origin fetch behind flight <f> (just created, led by <c>): the
+ * client's request as a GET, conditional on its stale copy when it holds one
+ * with validators. With <leader_waits>, <c> is a waiter of <f> and gets the
+ * response directly if it turns out unshareable. 0, or OP_ENOMEM when nothing
+ * was started (the caller ends the flight). */
+int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_waits);
+/* The leading client stops waiting. */
+void op_proxy__pub_drop_leader(struct op_pub *pub);
+/* The client was served its stale copy: revalidate it with one background
+ * flight, unless one is under way for the key. */
 void op_proxy__revalidate_in_background(struct op_client *c);
+
+/* proxy_flight.c */
+/* Join or lead the flight for the request's key instead of fetching alone
+ * (r holds the stale copy and r->conditional when revalidating). Returns
+ * false when the request should fetch alone: coalescing is off, the key is
+ * marked hit-for-miss, or the table is full. */
+bool op_proxy__flight_start(struct op_client *c, const struct op_cc *req_cc);
+/* Leave the flight, if joined (the connection closes, or the request ends). */
+void op_proxy__flight_leave(struct op_request *r);
+/* The wait deadline passed before the head arrived. */
+void op_proxy__flight_timeout(struct op_client *c);
+/* The client drained its queued bytes: read more of the flight. */
+void op_proxy__flight_drain(struct op_client *c);
+/* Is the request waiting for a flight's head (its deadline applies)? */
+bool op_proxy__flight_waiting(const struct op_client *c);
 
 /* proxy_respond.c */
 const char *op_proxy__reason(int status);

@@ -5,6 +5,35 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The request's fields for the origin; with <no_conditionals>, without the
+ * client's conditionals and Range (they stay in the request: the client's own
+ * answer is still evaluated against them). */
+static int serialize_fields(const struct op_headers *fields, bool no_conditionals,
+                            struct op_buf *out)
+{
+    static const char *const cond[] = {"if-none-match",
+                                       "if-modified-since",
+                                       "if-match",
+                                       "if-unmodified-since",
+                                       "if-range",
+                                       "range",
+                                       NULL};
+    for (uint32_t i = 0; i < fields->n; i++) {
+        size_t nlen, vlen;
+        const char *n = op_headers_name(fields, i, &nlen);
+        bool skip = nlen == 0;
+        for (size_t k = 0; no_conditionals && !skip && cond[k] != NULL; k++)
+            skip = op_streq_nocase(n, nlen, cond[k]);
+        if (skip)
+            continue;
+        const char *v = op_headers_value(fields, i, &vlen);
+        if (op_buf_append(out, n, nlen) != 0 || op_buf_append(out, ": ", 2) != 0 ||
+            op_buf_append(out, v, vlen) != 0 || op_buf_append(out, "\r\n", 2) != 0)
+            return OP_ENOMEM;
+    }
+    return 0;
+}
+
 int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct op_conf_site *site,
                           const char *peer, const char *cache_name, const char *method,
                           const struct op_headers *validators, bool *chunked)
@@ -17,17 +46,6 @@ int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct 
     op_headers_strip_hop_by_hop(&m->headers);
     op_headers_remove_all(&m->headers, "expect");
     op_headers_remove_all(&m->headers, "content-length");
-    if (validators != NULL) {
-        static const char *const cond[] = {"if-none-match",
-                                           "if-modified-since",
-                                           "if-match",
-                                           "if-unmodified-since",
-                                           "if-range",
-                                           "range",
-                                           NULL};
-        for (size_t i = 0; cond[i] != NULL; i++)
-            op_headers_remove_all(&m->headers, cond[i]);
-    }
     if (site->host_header[0] != '\0')
         op_headers_remove_all(&m->headers, "host");
     op_buf_appendf(h, "%s %s%.*s HTTP/1.1\r\n", method ? method : m->method_name, slash ? "/" : "",
@@ -44,7 +62,7 @@ int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct 
         snprintf(xbuf, sizeof(xbuf), "%s", peer);
     op_headers_remove_all(&m->headers, "x-forwarded-for");
     op_headers_remove_all(&m->headers, "x-forwarded-proto");
-    int rc = op_headers_serialize(&m->headers, h);
+    int rc = serialize_fields(&m->headers, validators != NULL, h);
     op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n", xbuf,
                    m->major, m->minor, cache_name);
     if (validators != NULL) {

@@ -23,6 +23,7 @@ void op_proxy__request_init(struct op_request *r)
 
 void op_proxy__request_fini(struct op_request *r)
 {
+    op_proxy__flight_leave(r);
     if (r->fetch != NULL)
         op_fetch_abort(r->fetch);
     r->fetch = NULL;
@@ -68,7 +69,7 @@ static bool is_unsafe(enum op_http_method m)
     return !(m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS || m == OP_HTTP_TRACE);
 }
 
-static void start_fetch(struct op_client *c, bool revalidate)
+void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
 {
     struct op_request *r = &c->r;
     struct op_buf head;
@@ -93,16 +94,22 @@ static void start_fetch(struct op_client *c, bool revalidate)
 
 static void serve_hit(struct op_client *c, struct op_store_obj *obj, int64_t ttl)
 {
-    char cs[160];
-    op_metric_inc(&c->ctx->metrics, cache_hits_total);
-    c->r.fwd = OP_FWD_NONE;
-    op_proxy__cache_status(c, cs, sizeof(cs), ttl, 0, false, NULL);
+    char cs[200];
+    if (c->r.revalidated) {
+        /* a flight's 304 freshened the copy this request was waiting on */
+        c->r.fwd = OP_FWD_STALE;
+        op_proxy__cache_status(c, cs, sizeof(cs), ttl, 304, true, NULL);
+    } else {
+        op_metric_inc(&c->ctx->metrics, cache_hits_total);
+        c->r.fwd = OP_FWD_NONE;
+        op_proxy__cache_status(c, cs, sizeof(cs), ttl, 0, false, NULL);
+    }
     op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, obj->body, obj->body_len, cs);
 }
 
 /* Answer with the stale copy in r, saying why in Cache-Status (<status>: what
  * the origin answered, 0 for none). The caller checked that policy allows it. */
-static void serve_stale(struct op_client *c, int status, const char *why)
+void op_proxy__serve_stale(struct op_client *c, int status, const char *why)
 {
     struct op_request *r = &c->r;
     char cs[200];
@@ -113,8 +120,7 @@ static void serve_stale(struct op_client *c, int status, const char *why)
                            r->stale_body.len, cs);
 }
 
-/* Look the request up; answer a usable hit, or go to the origin. */
-static void lookup(struct op_client *c)
+void op_proxy__lookup(struct op_client *c)
 {
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
@@ -146,7 +152,7 @@ static void lookup(struct op_client *c)
         }
         int64_t swr = (int64_t)(r->site->conf->stale_while_revalidate_ms / 1000);
         if (op_cache_swr_ok(&r->stale_meta, &c->req.headers, op_time_now(), swr)) {
-            serve_stale(c, 0, "stale-while-revalidate");
+            op_proxy__serve_stale(c, 0, "stale-while-revalidate");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);
             return;
@@ -160,7 +166,8 @@ static void lookup(struct op_client *c)
         }
         op_metric_inc(&ctx->metrics, cache_revalidations_total);
         r->conditional = validators; /* without validators: a plain refetch */
-        start_fetch(c, validators);
+        if (!op_proxy__flight_start(c, &cc))
+            op_proxy__fetch_alone(c, validators);
         return;
     }
     op_store_reader_end(ctx->reader);
@@ -174,7 +181,8 @@ static void lookup(struct op_client *c)
     }
     op_metric_inc(&ctx->metrics, cache_misses_total);
     r->fwd = OP_FWD_URI_MISS;
-    start_fetch(c, false);
+    if (!op_proxy__flight_start(c, &cc))
+        op_proxy__fetch_alone(c, false);
 }
 
 void op_proxy__request_start(struct op_client *c)
@@ -216,12 +224,12 @@ void op_proxy__request_start(struct op_client *c)
     }
     r->cacheable = (m->method == OP_HTTP_GET || m->method == OP_HTTP_HEAD) && !has_body;
     if (r->cacheable) {
-        lookup(c);
+        op_proxy__lookup(c);
         return;
     }
     op_metric_inc(&ctx->metrics, cache_passes_total);
     r->fwd = OP_FWD_METHOD;
-    start_fetch(c, false);
+    op_proxy__fetch_alone(c, false);
 }
 
 int op_proxy__request_body(struct op_client *c, const char *p, size_t len)
@@ -257,6 +265,10 @@ void op_proxy__request_body_done(struct op_client *c)
 
 void op_proxy__on_client_drain(struct op_client *c)
 {
+    if (c->r.waiter.flight != NULL) {
+        op_proxy__flight_drain(c);
+        return;
+    }
     if (c->origin_paused && c->r.fetch != NULL) {
         c->origin_paused = false;
         op_fetch_resume(c->r.fetch); /* may run fetch callbacks */
@@ -361,14 +373,14 @@ static void respond_revalidated(struct op_client *c)
 /* The origin failed while a stale copy is in hand: serve it where RFC 5861
  * stale-if-error (or the site's default window) allows. <status> is what the
  * origin answered, 0 when it did not answer. Returns false if it may not. */
-static bool serve_stale_on_error(struct op_client *c, int status, const char *why)
+bool op_proxy__serve_stale_on_error(struct op_client *c, int status, const char *why)
 {
     struct op_request *r = &c->r;
     int64_t window = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
     if (!r->have_stale ||
         !op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), window))
         return false;
-    serve_stale(c, status, why);
+    op_proxy__serve_stale(c, status, why);
     op_proxy__step(c);
     return true;
 }
@@ -389,7 +401,7 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
         return; /* answered in on_fetch_done, once the exchange is complete */
     }
     if (origin_error_status(resp->status) &&
-        serve_stale_on_error(c, resp->status, "stale-if-error"))
+        op_proxy__serve_stale_on_error(c, resp->status, "stale-if-error"))
         return; /* the origin's error body is dropped with its connection */
     r->have_stale = false;
 
@@ -403,6 +415,8 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
         age = r->meta.corrected_initial_age;
         r->store = true;
         r->body.max = ctx->conf->max_object_size;
+        if (r->hit_for_miss) /* storable now: requests may coalesce again */
+            op_flight_clear_uncacheable(ctx->flight, r->key.data, r->key.len);
     }
     size_t alen;
     bool origin_age = op_headers_get(&resp->headers, "age", &alen) != NULL;
@@ -500,7 +514,8 @@ static void on_fetch_error(void *owner, int err, bool got_head)
         op_proxy__close(c);
         return;
     }
-    if (serve_stale_on_error(c, 0, err == OP_ETIMEOUT ? "origin timeout" : "origin unreachable"))
+    if (op_proxy__serve_stale_on_error(
+            c, 0, err == OP_ETIMEOUT ? "origin timeout" : "origin unreachable"))
         return;
     op_proxy__error(c, err == OP_ETIMEOUT ? 504 : 502,
                     err == OP_ETIMEOUT ? "the origin did not answer in time"
@@ -522,3 +537,12 @@ static const struct op_fetch_cbs fetch_cbs = {
     .on_error = on_fetch_error,
     .on_drain = on_fetch_drain,
 };
+
+void op_proxy__adopt_fetch(struct op_client *c, struct op_fetch *f, struct op_http_msg *resp)
+{
+    c->r.fetch = f;
+    c->rs = OP_RS_WAIT;
+    op_fetch_set_owner(f, &fetch_cbs, c);
+    on_fetch_head(c, resp);
+    op_proxy__step(c); /* re-arms the timer: the flight's deadline is over */
+}

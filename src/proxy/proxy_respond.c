@@ -73,6 +73,8 @@ void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t 
         n += snprintf(out + n, len - (size_t)n, "; fwd-status=%d", fwd_status);
     if (fwd != NULL && stored && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "; stored");
+    if (c->r.collapsed && n > 0 && (size_t)n < len)
+        n += snprintf(out + n, len - (size_t)n, "; collapsed");
     if (fwd != NULL && !stored && detail != NULL && n > 0 && (size_t)n < len)
         snprintf(out + n, len - (size_t)n, "; detail=\"%s\"", detail);
 }
@@ -145,6 +147,8 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
     op_buf_appendf(&head, "Content-Type: %s\r\nCache-Control: no-store\r\n",
                    html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8");
     op_buf_appendf(&head, "X-Request-Id: %u-%llu\r\n", c->ctx->worker_id, rid);
+    if (c->r.retry_after_s > 0)
+        op_buf_appendf(&head, "Retry-After: %u\r\n", c->r.retry_after_s);
     bool no_body = c->req.method == OP_HTTP_HEAD;
     op_proxy__head_end(c, &head, (int64_t)body.len, false);
     op_proxy__out(c, head.data, head.len);

@@ -31,6 +31,7 @@ class Origin:
         self.port = free_port()
         self.routes = {}
         self.hits = {}
+        self.lock = threading.Lock()
         self.conns = []
         origin = self
 
@@ -42,7 +43,8 @@ class Origin:
                 origin.conns.append(self.connection)
 
             def do_GET(self):
-                origin.hits[self.path] = origin.hits.get(self.path, 0) + 1
+                with origin.lock:
+                    origin.hits[self.path] = origin.hits.get(self.path, 0) + 1
                 route = origin.routes.get(self.path, origin.default)
                 route(self)
 
@@ -78,12 +80,26 @@ class Origin:
 
 
 class Outpost:
-    def __init__(self, origin_port, cache_dir, port=None, extra=()):
+    """The real binary. With `site` (a dict of site keys), it runs on a
+    config file with one site for every Host; otherwise on the quick-start
+    flags."""
+
+    def __init__(self, origin_port, cache_dir, port=None, extra=(), site=None, workers=2):
         self.port = port or free_port()
         self.cache_dir = cache_dir
-        self.args = [OUTPOST, "--listen", "127.0.0.1:%d" % self.port,
-                     "--origin", "http://127.0.0.1:%d" % origin_port,
-                     "--cache-dir", str(cache_dir), "--workers", "2", *extra]
+        if site is None:
+            self.args = [OUTPOST, "--listen", "127.0.0.1:%d" % self.port,
+                         "--origin", "http://127.0.0.1:%d" % origin_port,
+                         "--cache-dir", str(cache_dir), "--workers", str(workers), *extra]
+        else:
+            conf = os.path.join(os.path.dirname(str(cache_dir)), "outpost-%d.yaml" % self.port)
+            with open(conf, "w") as f:
+                f.write("listen: 127.0.0.1:%d\ncache_dir: %s\nworkers: %d\nsites:\n"
+                        "  - host: \"*\"\n    origin: http://127.0.0.1:%d\n"
+                        % (self.port, cache_dir, workers, origin_port))
+                for k, v in site.items():
+                    f.write("    %s: %s\n" % (k, v))
+            self.args = [OUTPOST, "-c", conf, *extra]
         self.proc = None
         self.log = []
 
@@ -139,9 +155,19 @@ def outposts():
         started.append(op)
         return op
     yield make
+    # every node still running must drain and exit cleanly (under ASan this
+    # also reports leaks and memory errors as a non-zero exit)
+    failed = []
     for op in started:
         if op.proc and op.proc.poll() is None:
-            op.kill9()
+            try:
+                rc = op.stop()
+            except subprocess.TimeoutExpired:
+                op.kill9()
+                rc = "timeout"
+            if rc != 0:
+                failed.append((rc, "".join(op.log[-30:])))
+    assert not failed, "outpost did not exit cleanly: %r" % (failed,)
 
 
 def wait_for_hit(op, path, tries=50):

@@ -261,6 +261,12 @@ static void test_stale_while_revalidate_window(void **state)
     assert_true(op_cache_swr_ok(&m, &f->req, NOW + 30, 60));
     m.flags = OP_META_MUST_REVALIDATE;
     assert_false(op_cache_swr_ok(&m, &f->req, NOW + 11, 60));
+    m.flags = 0;
+    /* the first second past expiry: a window of 0 allows nothing, 1 allows it */
+    assert_false(op_cache_swr_ok(&m, &f->req, NOW + 10, 0));
+    assert_false(op_cache_stale_if_error_ok(&m, &f->req, NOW + 10, 0));
+    assert_true(op_cache_swr_ok(&m, &f->req, NOW + 10, 1));
+    assert_false(op_cache_swr_ok(&m, &f->req, NOW + 11, 1));
 }
 
 int main(void)
