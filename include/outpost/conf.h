@@ -30,6 +30,9 @@ struct op_conf_site {
     uint64_t coalesce_timeout_ms;  /* longest wait for the shared response head */
     uint64_t hit_for_miss_ms;      /* unshareable keys fetch in parallel this long */
     uint64_t retry_after_ms;       /* Retry-After sent with an overload 503 */
+    uint64_t origin_max_conns;     /* ceiling of the adaptive limit, per worker */
+    uint64_t origin_queue;         /* requests waiting beyond the limit, per worker */
+    uint64_t origin_queue_timeout_ms;
 };
 
 struct op_conf {

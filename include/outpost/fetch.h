@@ -32,6 +32,24 @@ struct op_origin {
     struct op_oconn *idle;      /* owned: pooled connections (singly linked) */
     struct op_metrics *metrics; /* borrowed: the worker's shard */
     bool closing;
+    /* Adaptive concurrency limit (AIMD) for this worker's share of the origin:
+     * it halves when the origin answers 503/429 or times out, and grows by
+     * one per limit's worth of good answers, up to max_conns. After a sign
+     * of overload nothing new starts for about one round trip, since refused
+     * requests come back at once and would otherwise be replaced at once.
+     * Fetches beyond it wait in a FIFO queue (at most queue_max, each for
+     * queue_timeout_ms). */
+    uint32_t max_conns;
+    uint32_t queue_max;
+    uint64_t queue_timeout_ms;
+    double limit;
+    uint32_t inflight;
+    uint64_t last_cut_ms;
+    uint64_t hold_until_ms; /* after a 503/429 or timeout nothing new starts before this */
+    double rtt_ms;          /* smoothed time to a good response head */
+    uint32_t queued;
+    struct op_fetch *queue_head, *queue_tail; /* borrowed: waiting fetches, oldest first */
+    uv_timer_t queue_timer;                   /* starts queued fetches; their deadlines */
 };
 
 struct op_fetch;
@@ -43,8 +61,9 @@ struct op_fetch_cbs {
     int (*on_body)(void *owner, const char *p, size_t len);
     /* The whole response was read. */
     void (*on_done)(void *owner);
-    /* The fetch failed: err is OP_ECONNECT, OP_ETIMEOUT, OP_EORIGIN or
-     * OP_ECLOSED; got_head tells whether on_head already ran. */
+    /* The fetch failed: err is OP_ECONNECT, OP_ETIMEOUT, OP_EORIGIN,
+     * OP_ECLOSED or OP_EFULL (it waited in the origin's queue past its
+     * deadline); got_head tells whether on_head already ran. */
     void (*on_error)(void *owner, int err, bool got_head);
     /* The request bytes queued with op_fetch_send were all written. */
     void (*on_drain)(void *owner);
@@ -52,15 +71,21 @@ struct op_fetch_cbs {
 
 void op_origin_init(struct op_origin *o, uv_loop_t *loop, const struct sockaddr_storage *addr,
                     const char *name, struct op_metrics *metrics);
-/* Close the pooled connections; the struct may be freed once the loop has run
- * their close callbacks. */
+/* Close the pooled connections and the queue timer; the struct may be freed
+ * once the loop has run their close callbacks. No fetch may be queued. */
 void op_origin_close(struct op_origin *o);
+
+/* Is the origin at its concurrency limit, so that a new fetch would wait? */
+bool op_origin_saturated(const struct op_origin *o);
+/* Is its queue full too, so that a new fetch would be refused? */
+bool op_origin_full(const struct op_origin *o);
 
 /* Start a request. <head> is the serialized request head (copied). <head_only>:
  * the request is HEAD, so the response has no body. <retryable>: the request
  * may be sent again on a fresh connection if a reused one turns out dead before
  * any response byte (idempotent and bodiless). Returns the fetch or NULL
- * (OP_ENOMEM). */
+ * (OP_ENOMEM, or no socket). Beyond the origin's concurrency limit the
+ * fetch waits in its queue first; callers check op_origin_full() before. */
 struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen, bool head_only,
                                 bool retryable, const struct op_fetch_cbs *cbs, void *owner);
 /* Queue request body bytes (copied). 0 or OP_ENOMEM. */

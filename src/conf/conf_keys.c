@@ -82,6 +82,14 @@ const struct op_conf_key op_conf_site_keys[] = {
      "this long instead of waiting on one another (0 = never)"},
     {"retry_after", OP_CONF_DURATION, SITE(retry_after_ms), "5s", "1s", "1h", false,
      "Retry-After sent with a 503 when the node sheds load"},
+    {"origin_max_conns", OP_CONF_INT, SITE(origin_max_conns), "256", "1", "100000", false,
+     "most requests in flight to the origin per worker; the adaptive limit (halved on 503, "
+     "429 or a timeout, grown on success) stays below it"},
+    {"origin_queue", OP_CONF_INT, SITE(origin_queue), "1024", "0", "1000000", false,
+     "requests per worker that may wait for the origin beyond its limit; past it the stale "
+     "copy or 503"},
+    {"origin_queue_timeout", OP_CONF_DURATION, SITE(origin_queue_timeout_ms), "10s", "10ms", "10m",
+     false, "longest a request waits in that queue; then the stale copy or 503"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 

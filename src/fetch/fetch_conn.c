@@ -1,12 +1,11 @@
 /* The origin client. A fetch (one request, owned by its caller) runs on a
  * connection (pooled, owned by the origin while idle). Keeping them apart lets
  * a request that met a dead pooled connection move to a fresh one. */
-#include "outpost/fetch.h"
+#include "fetch_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define FETCH_MAGIC 0x46455443u
 #define OCONN_MAGIC 0x4f434f4eu
 #define READ_MAX (64 * 1024) /* response head limit and read chunk */
 
@@ -51,21 +50,11 @@ struct op_oconn {
     int pending_closes;
 };
 
-struct op_fetch {
-    unsigned magic;
-    struct op_origin *origin; /* borrowed */
-    struct op_oconn *conn;    /* borrowed: owned by its own close path */
-    const struct op_fetch_cbs *cbs;
-    void *owner;        /* borrowed */
-    struct op_buf head; /* owned: kept for one retry */
-    struct op_buf out;  /* owned: request bytes not yet written */
-    bool head_only, retryable, retried, got_head, got_byte, paused;
-};
-
 static void conn_close(struct op_oconn *c);
 static void conn_flush(struct op_oconn *c);
 static void fetch_fail(struct op_fetch *f, int err);
 static void attach(struct op_fetch *f, struct op_oconn *c);
+
 static struct op_oconn *conn_new(struct op_origin *o);
 
 static void conn_set_state(struct op_oconn *c, enum oconn_state next, uint64_t timeout_ms);
@@ -160,6 +149,7 @@ static void conn_release(struct op_oconn *c, bool reusable)
 
 static void fetch_fail(struct op_fetch *f, int err)
 {
+    op_fetch__release(f, err == OP_ETIMEOUT ? OP_FETCH_OVERLOADED : OP_FETCH_NEUTRAL);
     if (f->conn != NULL) {
         f->conn->fetch = NULL;
         conn_close(f->conn);
@@ -232,11 +222,16 @@ static void parse_input(struct op_oconn *c)
             if (c->parser.event == OP_HTTP_EV_HEAD) {
                 f->got_head = true;
                 conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
+                if (c->resp.status == 503 || c->resp.status == 429)
+                    op_fetch__signal(f, OP_FETCH_OVERLOADED); /* it sheds load: back off */
+                else
+                    op_fetch__signal(f, OP_FETCH_OK); /* a good round trip */
                 f->cbs->on_head(f->owner, &c->resp);
             } else if (c->parser.event == OP_HTTP_EV_DONE) {
                 bool reusable = c->resp.keep_alive && c->in.len == 0 && f->out.len == 0;
                 f->conn = NULL;
                 conn_release(c, reusable);
+                op_fetch__release(f, OP_FETCH_OK);
                 f->cbs->on_done(f->owner);
                 break;
             }
@@ -275,6 +270,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             f->conn = NULL;
             c->fetch = NULL;
             conn_close(c);
+            op_fetch__release(f, OP_FETCH_OK);
             f->cbs->on_done(f->owner); /* close-delimited body */
             return;
         }
@@ -438,11 +434,13 @@ void op_origin_init(struct op_origin *o, uv_loop_t *loop, const struct sockaddr_
     o->first_byte_timeout_ms = 30000;
     o->between_bytes_timeout_ms = 30000;
     o->idle_max = 64;
+    op_fetch__queue_init(o);
 }
 
 void op_origin_close(struct op_origin *o)
 {
     o->closing = true;
+    op_fetch__queue_close(o);
     while (o->idle != NULL)
         conn_close(o->idle);
 }
@@ -466,14 +464,22 @@ struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hl
         op_fetch_abort(f);
         return NULL;
     }
+    if (!op_fetch__admit(f))
+        return f; /* waits in the origin's queue */
     attach(f, NULL);
     if (f->conn == NULL) {
-        /* could not even open a socket: report on the next loop turn is not
-         * needed; the caller treats NULL as a connect failure */
+        /* could not even open a socket: the caller treats NULL as a connect
+         * failure */
         op_fetch_abort(f);
         return NULL;
     }
     return f;
+}
+
+bool op_fetch__run(struct op_fetch *f)
+{
+    attach(f, NULL);
+    return f->conn != NULL;
 }
 
 int op_fetch_send(struct op_fetch *f, const char *p, size_t len)
@@ -526,6 +532,7 @@ void op_fetch_abort(struct op_fetch *f)
     if (f == NULL)
         return;
     OP_CHECK_OBJ(f, FETCH_MAGIC);
+    op_fetch__release(f, OP_FETCH_NEUTRAL);
     if (f->conn != NULL) {
         f->conn->fetch = NULL;
         conn_close(f->conn);

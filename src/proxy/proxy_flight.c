@@ -67,10 +67,13 @@ bool op_proxy__flight_start(struct op_client *c, const struct op_cc *req_cc)
         r->flight_deadline_ms = now; /* give up at once */
         op_proxy__flight_timeout(c);
         return true;
-    case OP_FLIGHT_LEADER:
-        if (op_proxy__publish(c, r->waiter.flight, true) != 0)
-            op_flight_finish(r->waiter.flight, OP_FLIGHT_FAILED, OP_ENOMEM);
+    case OP_FLIGHT_LEADER: {
+        int prc = op_origin_full(&r->site->origin) ? OP_EFULL
+                                                   : op_proxy__publish(c, r->waiter.flight, true);
+        if (prc != 0)
+            op_flight_finish(r->waiter.flight, OP_FLIGHT_FAILED, prc);
         break;
+    }
     case OP_FLIGHT_FOLLOWER:
         op_metric_inc(&ctx->metrics, coalesced_total);
         r->collapsed = true;
@@ -110,6 +113,10 @@ static void answer_failure(struct op_client *c, int err)
     struct op_request *r = &c->r;
     bool status = err >= 100;
     op_proxy__flight_leave(r);
+    if (err == OP_EFULL) {
+        op_proxy__overloaded(c, "the origin is at its limit and its queue is full or too slow");
+        return;
+    }
     const char *why = status               ? "stale-if-error"
                       : err == OP_ETIMEOUT ? "origin timeout"
                                            : "origin unreachable";

@@ -150,6 +150,9 @@ void op_proxy__arm_timer(struct op_client *c);
 void op_proxy__request_init(struct op_request *r);
 /* Look the request up (again): answer a usable hit, or go to the origin. */
 void op_proxy__lookup(struct op_client *c);
+/* No origin can take the request now: the stale copy where stale-if-error
+ * allows, else 503 with Retry-After saying <detail>. */
+void op_proxy__overloaded(struct op_client *c, const char *detail);
 /* Fetch the request on its own (<revalidate>: with r's stored validators). */
 void op_proxy__fetch_alone(struct op_client *c, bool revalidate);
 /* Take over <f>, started by a publisher, whose head <resp> just arrived. */

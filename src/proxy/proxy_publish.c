@@ -13,23 +13,40 @@
 
 struct op_pub {
     unsigned magic;
-    struct op_pub *prev, *next;      /* borrowed: ctx->pubs list */
-    struct op_proxy_ctx *ctx;        /* borrowed */
-    const struct op_conf_site *site; /* borrowed */
-    struct op_flight *flight;        /* ref */
-    struct op_fetch *fetch;          /* owned */
-    struct op_client *leader;        /* borrowed: the leading client while it waits */
-    struct op_buf key;               /* owned: the flight's key */
-    struct op_headers req;           /* the leader's request fields (§3.5, Vary) */
-    bool conditional;                /* our stored validators went to the origin */
-    struct op_headers stale_headers; /* the stored copy being revalidated */
+    struct op_pub *prev, *next;        /* borrowed: ctx->pubs list */
+    struct op_proxy_ctx *ctx;          /* borrowed */
+    const struct op_conf_site *site;   /* borrowed */
+    struct op_proxy_site *site_origin; /* borrowed: the worker's pool for the site */
+    struct op_flight *flight;          /* ref */
+    struct op_fetch *fetch;            /* owned */
+    struct op_client *leader;          /* borrowed: the leading client while it waits */
+    struct op_buf key;                 /* owned: the flight's key */
+    struct op_headers req;             /* the leader's request fields (§3.5, Vary) */
+    bool conditional;                  /* our stored validators went to the origin */
+    bool had_stale;                    /* the leader held a stored copy */
+    struct op_headers stale_headers;   /* the stored copy being revalidated */
     struct op_buf stale_body;
     struct op_cache_meta stale_meta;
     struct op_headers resp_headers; /* cleaned origin fields */
     struct op_cache_meta meta;
     int64_t request_time;
     int status;
+    struct op_buf head; /* owned: the origin request, kept for a retry */
+    uint32_t retries;   /* after 503/429 */
+    bool timer_open;    /* the retry timer exists: memory goes in its close callback */
+    uv_timer_t timer;
 };
+
+#define PUB_RETRIES 4         /* a cold miss waits out a shedding origin this often */
+#define PUB_RETRY_MAX_MS 1000 /* bound on the wait, whatever Retry-After says */
+#define PUB_RETRY_BASE_MS 100 /* without Retry-After: 100, 200, 400, 800 ms */
+
+static const struct op_fetch_cbs pub_cbs;
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void pub_free(struct op_pub *pub)
 {
@@ -49,8 +66,12 @@ static void pub_free(struct op_pub *pub)
     op_headers_fini(&pub->stale_headers);
     op_buf_fini(&pub->stale_body);
     op_headers_fini(&pub->resp_headers);
+    op_buf_fini(&pub->head);
     pub->magic = 0;
-    free(pub);
+    if (pub->timer_open)
+        uv_close((uv_handle_t *)&pub->timer, on_timer_closed);
+    else
+        free(pub);
 }
 
 /* End the flight for every waiter and free the publisher. */
@@ -100,11 +121,63 @@ static bool origin_error_status(int status)
     return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct op_pub *pub = t->data;
+    OP_CHECK_OBJ(pub, PUB_MAGIC);
+    struct op_origin *o = &pub->site_origin->origin;
+    if (op_origin_full(o)) {
+        pub_end(pub, OP_FLIGHT_FAILED, OP_EFULL);
+        return;
+    }
+    pub->fetch = op_fetch_start(o, pub->head.data, pub->head.len, false, true, &pub_cbs, pub);
+    if (pub->fetch == NULL)
+        pub_end(pub, OP_FLIGHT_FAILED, OP_ECONNECT);
+}
+
+/* RFC 9110 §10.2.3: delay-seconds (an HTTP-date is taken as "soon"). */
+static uint64_t retry_delay_ms(const struct op_http_msg *resp, uint32_t attempt)
+{
+    size_t len;
+    uint64_t secs;
+    const char *v = op_headers_get(&resp->headers, "retry-after", &len);
+    uint64_t ms = (uint64_t)PUB_RETRY_BASE_MS << attempt;
+    if (v != NULL && op_parse_u64(v, len, &secs) == 0)
+        ms = secs < PUB_RETRY_MAX_MS / 1000 ? secs * 1000 : PUB_RETRY_MAX_MS;
+    return ms < PUB_RETRY_MAX_MS ? ms : PUB_RETRY_MAX_MS;
+}
+
+/* An origin that sheds load (503/429) gets the request again a little later,
+ * instead of every waiter getting an error at once: for a cold miss only (a
+ * revalidation has a stale copy to serve right now). Returns true if a retry
+ * is scheduled. */
+static bool retry_later(struct op_pub *pub, const struct op_http_msg *resp)
+{
+    if ((resp->status != 503 && resp->status != 429) || pub->had_stale ||
+        pub->retries >= PUB_RETRIES || pub->head.len == 0)
+        return false;
+    if (!pub->timer_open) {
+        uv_timer_init(pub->ctx->loop, &pub->timer);
+        pub->timer.data = pub;
+        pub->timer_open = true;
+    }
+    uint64_t delay = retry_delay_ms(resp, pub->retries);
+    pub->retries++;
+    op_fetch_abort(pub->fetch); /* its connection goes with the 503's body */
+    pub->fetch = NULL;
+    uv_timer_start(&pub->timer, on_retry_timer, delay, 0);
+    op_log_debug("proxy", "flight %.*s: origin answered %d; retrying in %llu ms", (int)pub->key.len,
+                 pub->key.data, resp->status, (unsigned long long)delay);
+    return true;
+}
+
 static void on_pub_head(void *owner, struct op_http_msg *resp)
 {
     struct op_pub *pub = owner;
     struct op_proxy_ctx *ctx = pub->ctx;
     OP_CHECK_OBJ(pub, PUB_MAGIC);
+    if (retry_later(pub, resp))
+        return;
     pub->status = resp->status;
     op_headers_remove_all(&resp->headers, "content-length"); /* our framing is our own */
     op_proxy__copy_fields(&pub->resp_headers, &resp->headers, NULL);
@@ -207,6 +280,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     pub->magic = PUB_MAGIC;
     pub->ctx = ctx;
     pub->site = r->site->conf;
+    pub->site_origin = r->site;
     op_flight_ref(f);
     pub->flight = f;
     pub->next = ctx->pubs;
@@ -215,6 +289,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     ctx->pubs = pub;
     pub->request_time = op_time_now();
     pub->stale_meta = r->stale_meta;
+    pub->had_stale = r->have_stale;
     pub->conditional =
         r->have_stale && (op_headers_find(&r->stale_headers, "etag", 0) >= 0 ||
                           op_headers_find(&r->stale_headers, "last-modified", 0) >= 0);
@@ -249,7 +324,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
             op_fetch_start(&r->site->origin, head.data, head.len, false, true, &pub_cbs, pub);
         rc = pub->fetch != NULL ? 0 : OP_ENOMEM;
     }
-    op_buf_fini(&head);
+    pub->head = head; /* kept for a retry */
     if (rc != 0) {
         pub_free(pub);
         return rc;
@@ -279,7 +354,7 @@ void op_proxy__revalidate_in_background(struct op_client *c)
     op_flight_ref(f);
     op_flight_leave(&w);
     op_metric_inc(&ctx->metrics, cache_revalidations_total);
-    if (op_proxy__publish(c, f, false) != 0)
+    if (op_origin_full(&r->site->origin) || op_proxy__publish(c, f, false) != 0)
         op_flight_finish(f, OP_FLIGHT_FAILED, OP_ENOMEM);
     op_flight_unref(&f);
 }

@@ -69,9 +69,22 @@ static bool is_unsafe(enum op_http_method m)
     return !(m == OP_HTTP_GET || m == OP_HTTP_HEAD || m == OP_HTTP_OPTIONS || m == OP_HTTP_TRACE);
 }
 
+void op_proxy__overloaded(struct op_client *c, const char *detail)
+{
+    struct op_request *r = &c->r;
+    if (op_proxy__serve_stale_on_error(c, 0, "origin busy"))
+        return;
+    r->retry_after_s = (uint32_t)(r->site->conf->retry_after_ms / 1000);
+    op_proxy__error(c, 503, detail, false);
+}
+
 void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
 {
     struct op_request *r = &c->r;
+    if (op_origin_full(&r->site->origin)) {
+        op_proxy__overloaded(c, "the origin is at its limit and its queue is full or too slow");
+        return;
+    }
     struct op_buf head;
     op_buf_init(&head, SIZE_MAX);
     bool has_body = c->req.chunked || c->req.content_length > 0;
@@ -153,6 +166,17 @@ void op_proxy__lookup(struct op_client *c)
         int64_t swr = (int64_t)(r->site->conf->stale_while_revalidate_ms / 1000);
         if (op_cache_swr_ok(&r->stale_meta, &c->req.headers, op_time_now(), swr)) {
             op_proxy__serve_stale(c, 0, "stale-while-revalidate");
+            op_proxy__revalidate_in_background(c);
+            op_proxy__step(c);
+            return;
+        }
+        /* The origin is at its limit: the revalidation would only wait in
+         * its queue, so the stale copy goes out now (where stale-if-error
+         * allows) and the revalidation runs behind it. */
+        int64_t sie = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
+        if (op_origin_saturated(&r->site->origin) &&
+            op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), sie)) {
+            op_proxy__serve_stale(c, 0, "origin busy");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);
             return;
@@ -512,6 +536,10 @@ static void on_fetch_error(void *owner, int err, bool got_head)
     if (got_head) {
         /* mid-body: a clean short body would be a lie; close instead */
         op_proxy__close(c);
+        return;
+    }
+    if (err == OP_EFULL) {
+        op_proxy__overloaded(c, "the origin is at its limit and its queue is full or too slow");
         return;
     }
     if (op_proxy__serve_stale_on_error(

@@ -160,6 +160,9 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
         o->first_byte_timeout_ms = s->first_byte_timeout_ms;
         o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
         o->idle_max = (uint32_t)s->origin_idle_max;
+        o->max_conns = (uint32_t)s->origin_max_conns;
+        o->queue_max = (uint32_t)s->origin_queue;
+        o->queue_timeout_ms = s->origin_queue_timeout_ms;
     }
     *out = w;
     return 0;

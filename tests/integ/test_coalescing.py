@@ -225,13 +225,20 @@ def test_wait_deadline_gives_stale_or_503(origin, outposts, tmp_path):
 
 
 def test_origin_error_is_not_retried_by_every_waiter(origin, outposts, tmp_path):
+    # a 500: one origin request for the whole herd
+    origin.routes["/broken"] = slow_page(0.4, b"origin broken\n", cc="no-store", status=500)
+    # a 503 sheds load: the one shared request is retried four times (100, 200,
+    # 400, 800 ms later), never once per waiter
     origin.routes["/down"] = slow_page(0.4, b"origin overloaded\n", cc="no-store", status=503)
     op = outposts(origin.port, tmp_path / "cache").start()
-    res = herd(op, "/down", 10)
-    assert all(status == 503 for status, _, _, _ in res)
-    bodies = [body for _, _, body, _ in res]
-    assert bodies.count(b"origin overloaded\n") == 1  # the leader got the origin's own
-    for _, headers, body, _ in res:
-        if body != b"origin overloaded\n":
-            assert headers.get("Retry-After") == "5" and b"the origin answered 503" in body
-    assert origin.hits["/down"] == 1
+    for path, status, tries in (("/broken", 500, 1), ("/down", 503, 5)):
+        res = herd(op, path, 10)
+        assert all(s == status for s, _, _, _ in res)
+        bodies = [body for _, _, body, _ in res]
+        own = ("origin %s\n" % ("broken" if status == 500 else "overloaded")).encode()
+        assert bodies.count(own) == 1  # the leader got the origin's own answer
+        for _, headers, body, _ in res:
+            if body != own:
+                assert b"the origin answered %d" % status in body
+                assert (headers.get("Retry-After") == "5") == (status == 503)
+        assert origin.hits[path] == tries

@@ -1,0 +1,184 @@
+/* Admission to an origin: an adaptive concurrency limit (AIMD with a slow
+ * start, as TCP's congestion window) per worker and
+ * a bounded FIFO queue with a deadline beyond it, so that a struggling origin
+ * gets fewer requests at once instead of a growing pile, and the node knows
+ * when a request would only wait (op_origin_saturated) or be refused. */
+#include "fetch_int.h"
+
+#define LIMIT_START 8.0     /* first guess; it adapts from there */
+#define CUT_EVERY_MS 100    /* one burst of 503s cuts the limit once */
+#define CUT_FACTOR 0.7      /* multiplicative decrease */
+#define AVOID_STEPS 4.0     /* after a cut: +1 per AVOID_STEPS limits' worth of answers */
+#define SLOW_START_MS 30000 /* this long without trouble: grow fast again */
+
+static uint32_t limit_now(const struct op_origin *o)
+{
+    double l =
+        o->limit > 0 ? o->limit : (LIMIT_START < o->max_conns ? LIMIT_START : (double)o->max_conns);
+    return l < 1 ? 1 : (uint32_t)l;
+}
+
+static bool holding(const struct op_origin *o)
+{
+    return o->hold_until_ms != 0 && uv_now(o->loop) < o->hold_until_ms;
+}
+
+bool op_origin_saturated(const struct op_origin *o)
+{
+    return o->inflight >= limit_now(o) || o->queued > 0 || holding(o);
+}
+
+bool op_origin_full(const struct op_origin *o)
+{
+    return op_origin_saturated(o) && o->queued >= o->queue_max;
+}
+
+static void on_queue_timer(uv_timer_t *t);
+
+void op_fetch__queue_init(struct op_origin *o)
+{
+    o->max_conns = 256;
+    o->queue_max = 1024;
+    o->queue_timeout_ms = 10000;
+    uv_timer_init(o->loop, &o->queue_timer);
+    o->queue_timer.data = o;
+}
+
+void op_fetch__queue_close(struct op_origin *o)
+{
+    OP_ASSERT(o->queue_head == NULL);
+    uv_close((uv_handle_t *)&o->queue_timer, NULL);
+}
+
+static void unqueue(struct op_fetch *f)
+{
+    struct op_origin *o = f->origin;
+    if (f->qprev)
+        f->qprev->qnext = f->qnext;
+    else
+        o->queue_head = f->qnext;
+    if (f->qnext)
+        f->qnext->qprev = f->qprev;
+    else
+        o->queue_tail = f->qprev;
+    f->qprev = f->qnext = NULL;
+    f->queued = false;
+    o->queued--;
+}
+
+/* Wake up when the queue can move: at once (a later loop turn, never from
+ * inside a caller's callback) if a slot is free, when the hold ends, or at
+ * the oldest waiter's deadline. */
+static void reschedule(struct op_origin *o)
+{
+    if (o->closing || o->queue_head == NULL)
+        return;
+    uint64_t now = uv_now(o->loop);
+    uint64_t at = o->queue_head->deadline_ms;
+    if (o->inflight < limit_now(o)) {
+        if (!holding(o))
+            at = now;
+        else if (o->hold_until_ms < at)
+            at = o->hold_until_ms;
+    }
+    uv_timer_start(&o->queue_timer, on_queue_timer, at > now ? at - now : 0, 0);
+}
+
+bool op_fetch__admit(struct op_fetch *f)
+{
+    struct op_origin *o = f->origin;
+    if (o->limit <= 0)
+        o->limit = limit_now(o);
+    if (!op_origin_saturated(o)) {
+        o->inflight++;
+        f->admitted = true;
+        f->started_ms = uv_now(o->loop);
+        return true;
+    }
+    f->queued = true;
+    f->deadline_ms = uv_now(o->loop) + o->queue_timeout_ms;
+    f->qprev = o->queue_tail;
+    if (o->queue_tail)
+        o->queue_tail->qnext = f;
+    else
+        o->queue_head = f;
+    o->queue_tail = f;
+    o->queued++;
+    op_metric_inc(o->metrics, origin_queued_total);
+    reschedule(o);
+    return false;
+}
+
+void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
+{
+    struct op_origin *o = f->origin;
+    uint64_t now = uv_now(o->loop);
+    if (outcome == OP_FETCH_OK && f->admitted && !f->overloaded) {
+        double sample = (double)(now - f->started_ms);
+        o->rtt_ms = o->rtt_ms <= 0 ? sample : 0.8 * o->rtt_ms + 0.2 * sample;
+        return;
+    }
+    if (outcome != OP_FETCH_OVERLOADED || f->overloaded)
+        return;
+    f->overloaded = true;
+    /* hold new starts for about a round trip: what was refused comes back
+     * at once and must not be replaced at once */
+    double hold = o->rtt_ms > 0 ? o->rtt_ms : 100;
+    o->hold_until_ms = now + (uint64_t)(hold < 20 ? 20 : hold > 1000 ? 1000 : hold);
+    if (now - o->last_cut_ms >= CUT_EVERY_MS || o->last_cut_ms == 0) {
+        o->limit = o->limit * CUT_FACTOR < 1 ? 1 : o->limit * CUT_FACTOR;
+        o->last_cut_ms = now;
+        op_log_debug("fetch", "origin %s: overloaded; limit now %u", o->name, limit_now(o));
+    }
+}
+
+void op_fetch__release(struct op_fetch *f, enum op_fetch_outcome outcome)
+{
+    struct op_origin *o = f->origin;
+    if (f->queued) {
+        unqueue(f);
+        return;
+    }
+    if (!f->admitted)
+        return;
+    f->admitted = false;
+    bool was_limited = o->inflight >= limit_now(o);
+    o->inflight--;
+    op_fetch__signal(f, outcome);
+    /* Grow only when the limit was what held requests back. Until the first
+     * sign of trouble (and long after the last) it doubles per round trip
+     * (+1 per answer); after one it creeps (+1 per AVOID_STEPS round trips),
+     * so a shedding origin is probed gently. */
+    if (outcome == OP_FETCH_OK && !f->overloaded && was_limited && o->limit < o->max_conns) {
+        bool slow_start = o->last_cut_ms == 0 || uv_now(o->loop) - o->last_cut_ms > SLOW_START_MS;
+        o->limit += slow_start ? 1.0 : 1.0 / (o->limit * AVOID_STEPS);
+        if (o->limit > o->max_conns)
+            o->limit = o->max_conns;
+    }
+    reschedule(o);
+}
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    struct op_origin *o = t->data;
+    uint64_t now = uv_now(o->loop);
+    while (o->queue_head != NULL && o->inflight < limit_now(o) && !holding(o)) {
+        struct op_fetch *f = o->queue_head;
+        unqueue(f);
+        o->inflight++;
+        f->admitted = true;
+        f->started_ms = now;
+        if (!op_fetch__run(f)) {
+            op_fetch__release(f, OP_FETCH_NEUTRAL);
+            f->cbs->on_error(f->owner, OP_ECONNECT, false); /* may abort f */
+        }
+    }
+    /* the oldest waited too long: nothing will take it in time */
+    while (o->queue_head != NULL && o->queue_head->deadline_ms <= now) {
+        struct op_fetch *f = o->queue_head;
+        unqueue(f);
+        op_metric_inc(o->metrics, origin_queue_timeouts_total);
+        f->cbs->on_error(f->owner, OP_EFULL, false); /* may abort f */
+    }
+    reschedule(o);
+}
