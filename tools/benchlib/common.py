@@ -145,8 +145,8 @@ class Caches:
 class ScriptedOrigin:
     """tools/benchlib/origin.py in its own process."""
 
-    def __init__(self, delay_ms=200):
-        self.port = free_port()
+    def __init__(self, delay_ms=200, port=None):
+        self.port = port or free_port()
         self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(TOP, "tools", "benchlib",
                                                                       "origin.py"),
                                       str(self.port), str(delay_ms)])
