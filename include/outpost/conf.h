@@ -33,6 +33,8 @@ struct op_conf_site {
     uint64_t origin_max_conns;     /* ceiling of the adaptive limit, per worker */
     uint64_t origin_queue;         /* requests waiting beyond the limit, per worker */
     uint64_t origin_queue_timeout_ms;
+    uint64_t origin_fail_threshold; /* failures in a row that open the circuit; 0 never */
+    uint64_t origin_fail_cooldown_ms;
 };
 
 struct op_conf {

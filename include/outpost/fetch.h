@@ -46,7 +46,16 @@ struct op_origin {
     uint32_t inflight;
     uint64_t last_cut_ms;
     uint64_t hold_until_ms; /* after a 503/429 or timeout nothing new starts before this */
-    double rtt_ms;          /* smoothed time to a good response head */
+    /* Circuit breaker (passive health): fail_threshold connect failures or
+     * timeouts in a row open it for cooldown_ms, during which the origin is
+     * "full"; then one probe is let through, and its answer closes it (or
+     * its failure opens it again). fail_threshold 0: never. */
+    uint32_t fail_threshold;
+    uint64_t cooldown_ms;
+    uint32_t fails;
+    uint64_t open_until_ms; /* 0: closed */
+    bool probing;
+    double rtt_ms; /* smoothed time to a good response head */
     uint32_t queued;
     struct op_fetch *queue_head, *queue_tail; /* borrowed: waiting fetches, oldest first */
     uv_timer_t queue_timer;                   /* starts queued fetches; their deadlines */
@@ -77,8 +86,11 @@ void op_origin_close(struct op_origin *o);
 
 /* Is the origin at its concurrency limit, so that a new fetch would wait? */
 bool op_origin_saturated(const struct op_origin *o);
-/* Is its queue full too, so that a new fetch would be refused? */
+/* Is its queue full too, or its circuit open, so that a new fetch would be
+ * refused? */
 bool op_origin_full(const struct op_origin *o);
+/* Is its circuit open (it has been failing: do not wait for it)? */
+bool op_origin_down(const struct op_origin *o);
 
 /* Start a request. <head> is the serialized request head (copied). <head_only>:
  * the request is HEAD, so the response has no body. <retryable>: the request

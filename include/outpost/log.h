@@ -52,6 +52,7 @@ void op_log_write(enum op_log_level lvl, const char *ctx, const char *fmt, ...)
     X(origin_errors_total, "origin connects, reads or responses that failed")                      \
     X(origin_queued_total, "origin requests that waited for the origin's concurrency limit")       \
     X(origin_queue_timeouts_total, "origin requests that waited past the queue deadline")          \
+    X(origin_circuit_opened_total, "times an origin's circuit opened after failures in a row")     \
     X(stored_objects_total, "responses handed to the store writer")                                \
     X(client_errors_total, "requests answered 4xx by the framing gate or limits")                  \
     X(connections_total, "client connections accepted")                                            \

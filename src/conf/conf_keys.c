@@ -90,6 +90,11 @@ const struct op_conf_key op_conf_site_keys[] = {
      "copy or 503"},
     {"origin_queue_timeout", OP_CONF_DURATION, SITE(origin_queue_timeout_ms), "10s", "10ms", "10m",
      false, "longest a request waits in that queue; then the stale copy or 503"},
+    {"origin_fail_threshold", OP_CONF_INT, SITE(origin_fail_threshold), "5", "0", "1000", false,
+     "connect failures or timeouts in a row after which the origin is not asked for "
+     "origin_fail_cooldown (stale copies or 503 at once); 0 = never"},
+    {"origin_fail_cooldown", OP_CONF_DURATION, SITE(origin_fail_cooldown_ms), "5s", "100ms", "1h",
+     false, "how long a failing origin is left alone before one request probes it"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 

@@ -149,6 +149,10 @@ static void conn_release(struct op_oconn *c, bool reusable)
 
 static void fetch_fail(struct op_fetch *f, int err)
 {
+    if (err == OP_ECONNECT || (err == OP_ETIMEOUT && !f->got_head))
+        op_fetch__health(f, false);
+    else if (f->probe)
+        op_fetch__health(f, false); /* the probe did not get an answer */
     op_fetch__release(f, err == OP_ETIMEOUT ? OP_FETCH_OVERLOADED : OP_FETCH_NEUTRAL);
     if (f->conn != NULL) {
         f->conn->fetch = NULL;
@@ -222,6 +226,7 @@ static void parse_input(struct op_oconn *c)
             if (c->parser.event == OP_HTTP_EV_HEAD) {
                 f->got_head = true;
                 conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
+                op_fetch__health(f, true);
                 if (c->resp.status == 503 || c->resp.status == 429)
                     op_fetch__signal(f, OP_FETCH_OVERLOADED); /* it sheds load: back off */
                 else

@@ -20,6 +20,7 @@ struct op_fetch {
     bool overloaded;                /* the origin said 503/429 or timed out */
     struct op_fetch *qprev, *qnext; /* borrowed: the origin's queue while waiting */
     bool queued;
+    bool probe;           /* the one request let through a half-open circuit */
     uint64_t deadline_ms; /* leave the queue by then */
     uint64_t started_ms;  /* admitted at */
 };
@@ -39,6 +40,9 @@ bool op_fetch__admit(struct op_fetch *f);
 /* The origin showed <outcome> for this fetch (at its response head, or at
  * its end): it adjusts the limit. */
 void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome);
+/* Passive health: the origin answered (<ok>), or a connect failed or timed
+ * out. */
+void op_fetch__health(struct op_fetch *f, bool ok);
 /* The exchange is over (or abandoned): free its slot, or leave the queue.
  * Idempotent. Queued fetches are started on a later loop turn, never from
  * inside this call. */

@@ -28,15 +28,46 @@ bool op_origin_saturated(const struct op_origin *o)
     return o->inflight >= limit_now(o) || o->queued > 0 || holding(o);
 }
 
+bool op_origin_down(const struct op_origin *o)
+{
+    if (o->open_until_ms == 0)
+        return false;
+    return uv_now(o->loop) < o->open_until_ms || o->probing; /* half-open: one probe */
+}
+
 bool op_origin_full(const struct op_origin *o)
 {
-    return op_origin_saturated(o) && o->queued >= o->queue_max;
+    return op_origin_down(o) || (op_origin_saturated(o) && o->queued >= o->queue_max);
+}
+
+void op_fetch__health(struct op_fetch *f, bool ok)
+{
+    struct op_origin *o = f->origin;
+    if (ok) {
+        if (o->open_until_ms != 0)
+            op_log_info("fetch", "origin %s: answering again; circuit closed", o->name);
+        o->fails = 0;
+        o->open_until_ms = 0;
+        o->probing = false;
+        return;
+    }
+    o->fails++;
+    if (f->probe ||
+        (o->fail_threshold > 0 && o->fails >= o->fail_threshold && o->open_until_ms == 0)) {
+        o->open_until_ms = uv_now(o->loop) + o->cooldown_ms;
+        o->probing = false;
+        op_metric_inc(o->metrics, origin_circuit_opened_total);
+        op_log_warn("fetch", "origin %s: %u failures in a row; circuit open for %llu ms", o->name,
+                    o->fails, (unsigned long long)o->cooldown_ms);
+    }
 }
 
 static void on_queue_timer(uv_timer_t *t);
 
 void op_fetch__queue_init(struct op_origin *o)
 {
+    o->fail_threshold = 5;
+    o->cooldown_ms = 5000;
     o->max_conns = 256;
     o->queue_max = 1024;
     o->queue_timeout_ms = 10000;
@@ -89,7 +120,11 @@ bool op_fetch__admit(struct op_fetch *f)
     struct op_origin *o = f->origin;
     if (o->limit <= 0)
         o->limit = limit_now(o);
-    if (!op_origin_saturated(o)) {
+    if (o->open_until_ms != 0 && !o->probing && uv_now(o->loop) >= o->open_until_ms) {
+        o->probing = true; /* half-open: this one finds out */
+        f->probe = true;
+    }
+    if (!op_origin_saturated(o) || f->probe) {
         o->inflight++;
         f->admitted = true;
         f->started_ms = uv_now(o->loop);

@@ -72,10 +72,13 @@ static bool is_unsafe(enum op_http_method m)
 void op_proxy__overloaded(struct op_client *c, const char *detail)
 {
     struct op_request *r = &c->r;
-    if (op_proxy__serve_stale_on_error(c, 0, "origin busy"))
+    bool down = op_origin_down(&r->site->origin);
+    if (op_proxy__serve_stale_on_error(c, 0, down ? "origin down" : "origin busy"))
         return;
     r->retry_after_s = (uint32_t)(r->site->conf->retry_after_ms / 1000);
-    op_proxy__error(c, 503, detail, false);
+    op_proxy__error(c, 503,
+                    down ? "the origin has been failing; it is left alone for a moment" : detail,
+                    false);
 }
 
 void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
@@ -170,13 +173,15 @@ void op_proxy__lookup(struct op_client *c)
             op_proxy__step(c);
             return;
         }
-        /* The origin is at its limit: the revalidation would only wait in
-         * its queue, so the stale copy goes out now (where stale-if-error
-         * allows) and the revalidation runs behind it. */
+        /* The origin is at its limit (the revalidation would only wait in
+         * its queue) or its circuit is open: the stale copy goes out now
+         * (where stale-if-error allows) and the revalidation runs behind it. */
         int64_t sie = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
-        if (op_origin_saturated(&r->site->origin) &&
+        const struct op_origin *o = &r->site->origin;
+        bool down = op_origin_down(o);
+        if ((down || op_origin_saturated(o)) &&
             op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), sie)) {
-            op_proxy__serve_stale(c, 0, "origin busy");
+            op_proxy__serve_stale(c, 0, down ? "origin down" : "origin busy");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);
             return;

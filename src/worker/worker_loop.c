@@ -163,6 +163,8 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
         o->max_conns = (uint32_t)s->origin_max_conns;
         o->queue_max = (uint32_t)s->origin_queue;
         o->queue_timeout_ms = s->origin_queue_timeout_ms;
+        o->fail_threshold = (uint32_t)s->origin_fail_threshold;
+        o->cooldown_ms = s->origin_fail_cooldown_ms;
     }
     *out = w;
     return 0;

@@ -135,6 +135,8 @@ PRE_HEAD = {  # fault -> status a client gets without a stale copy
     "slow-headers": 504, "500": 500, "502": 502, "503": 503, "504": 504, "garbage": 502,
     "oversized-headers": 502,
 }
+# connect failures and timeouts count toward the origin's circuit breaker
+HEALTH = {"connect-refused", "connect-timeout", "slow-headers"}
 MID_BODY = ["reset-mid-body", "truncated-chunked", "slow-body", "content-length-longer"]
 
 
@@ -189,6 +191,9 @@ def expect_failure(fault, results, stale):
         elif stale:
             assert status == 200 and body == GOOD, "%s: %r %r" % (fault, status, body[:60])
             assert "fwd=stale" in headers.get("Cache-Status", "")
+        elif status == 503 and fault in HEALTH and b"failing" in body:
+            # enough failures in a row opened the circuit: 503 at once
+            assert headers.get("Retry-After") == "5"
         else:
             assert status == PRE_HEAD[fault], "%s: %r %r" % (fault, status, body[:60])
             assert body, "an error page is never blank"

@@ -176,3 +176,38 @@ def test_limit_adapts_to_an_origin_that_sheds(origin, outposts, tmp_path):
     # the limit came down and refused requests were not replaced at once: without
     # that the origin refused 110-140 requests here, now about 25
     assert len(refused) < 0.75 * len(paths), "refused %d" % len(refused)
+
+
+def test_circuit_opens_after_failures_and_a_probe_closes_it(outposts, tmp_path):
+    from test_fault_matrix import GOOD, FaultOrigin
+    origin = FaultOrigin()
+    try:
+        op = outposts(origin.port, tmp_path / "cache", workers=1,
+                      site={"first_byte_timeout": "300ms", "origin_fail_threshold": 2,
+                            "origin_fail_cooldown": "1s"}).start()
+        assert herd_one(op, "/stale", 10)[2] == GOOD  # max-age=1
+        time.sleep(1.2)
+        origin.fault = "slow-headers"
+        # two timeouts in a row (distinct keys: no coalescing) ...
+        for path in ("/a", "/b"):
+            status, _, _, elapsed = herd_one(op, path, 10)
+            assert status == 504 and elapsed >= 0.3
+        # ... open the circuit: nobody waits for the origin now
+        status, headers, body, elapsed = herd_one(op, "/c", 10)
+        assert status == 503 and elapsed < 0.2
+        assert headers.get("Retry-After") == "5" and b"failing" in body
+        status, headers, body, elapsed = herd_one(op, "/stale", 10)
+        assert status == 200 and body == GOOD and elapsed < 0.2
+        assert "origin down" in headers["Cache-Status"]
+        asked = origin.requests
+        time.sleep(0.5)
+        herd_one(op, "/d", 10)
+        assert origin.requests == asked  # still open: the origin was not asked
+        # after the cooldown one request probes it; a good answer closes it
+        origin.fault = None
+        time.sleep(0.8)
+        status, _, body, _ = herd_one(op, "/e", 10)
+        assert status == 200 and body == GOOD
+        assert herd_one(op, "/f", 10)[0] == 200
+    finally:
+        origin.stop()
