@@ -122,11 +122,17 @@ static int run(struct op_conf *conf)
         op_log_warn("main", "admin_socket %s: the admin API is not served by this build yet",
                     conf->admin_socket);
 
+    struct op_access_log *access = NULL;
+    if (conf->access_log[0] != '\0' && op_access_log_open(conf->access_log, &access) != 0) {
+        free(origins);
+        return EXIT_START;
+    }
     struct op_store *store;
     struct op_store_config scfg = {.dir = conf->cache_dir,
                                    .map_size = conf->cache_size,
                                    .max_object_size = conf->max_object_size};
     if (op_store_open(&scfg, &store) != 0) {
+        op_access_log_close(access);
         free(origins);
         return EXIT_STORE;
     }
@@ -135,6 +141,7 @@ static int run(struct op_conf *conf)
     rt.nworkers = conf->workers ? (unsigned)conf->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     struct op_flight_table *flight;
     if (op_flight_table_create(65536, rt.nworkers, &flight) != 0) {
+        op_access_log_close(access);
         op_store_close(store);
         free(origins);
         return EXIT_START;
@@ -142,7 +149,8 @@ static int run(struct op_conf *conf)
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
     int code = 0;
     for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++) {
-        int rc = op_worker_create(i, conf, store, flight, &listen_addr, origins, &rt.workers[i]);
+        int rc =
+            op_worker_create(i, conf, store, flight, &listen_addr, origins, access, &rt.workers[i]);
         if (rc != 0) {
             op_log_error("main", "cannot listen on %s: %s", conf->listen, op_err_msg(rc));
             code = EXIT_LISTEN;
@@ -155,6 +163,7 @@ static int run(struct op_conf *conf)
         /* nothing has started: exit without unwinding half-made workers */
         op_store_close(store);
         op_flight_table_destroy(flight);
+        op_access_log_close(access);
         free(rt.workers);
         free(origins);
         return code;
@@ -181,6 +190,7 @@ static int run(struct op_conf *conf)
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_destroy(rt.workers[i]);
     op_flight_table_destroy(flight);
+    op_access_log_close(access); /* after the workers handed over their last lines */
     uv_loop_close(loop);
     free(rt.workers);
     free(origins);

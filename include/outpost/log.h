@@ -1,4 +1,4 @@
-/* include/outpost/log.h: the error log and the metrics table.
+/* include/outpost/log.h: the error log, the access log and the metrics table.
  *
  * op_log_*() may be called from any thread: each call is one fprintf to stderr
  * (stdio locks the stream), prefixed with the time, level and a context string
@@ -11,6 +11,9 @@
 #ifndef OUTPOST_LOG_H
 #define OUTPOST_LOG_H
 
+#include "outpost/core.h"
+
+#include <stdbool.h>
 #include <stdint.h>
 
 enum op_log_level { OP_LOG_ERROR = 0, OP_LOG_WARN, OP_LOG_INFO, OP_LOG_DEBUG };
@@ -72,6 +75,38 @@ struct op_metrics {
 
 extern const char *const op_metric_name[OP_M__COUNT];
 extern const char *const op_metric_help[OP_M__COUNT];
+
+/* ---- access log -------------------------------------------------------------
+ * One line per request. A worker formats its lines into its own buffer and
+ * hands full blocks (and, on a timer, partial ones) to one writer thread, so
+ * no loop ever waits on write(2). Past OP_ACCESS_BACKLOG bytes waiting for
+ * the disk, blocks are dropped and counted, never queued without bound. */
+#define OP_ACCESS_BLOCK (32 * 1024)
+#define OP_ACCESS_BACKLOG (16 * 1024 * 1024)
+
+struct op_access_log; /* opaque; one per process */
+
+/* Open <path> for appending and start the writer thread. 0, OP_EIO (with
+ * the reason logged) or OP_ENOMEM. Main thread. */
+int op_access_log_open(const char *path, struct op_access_log **out);
+/* Write what was handed over, stop the thread, close the file. NULL is fine. */
+void op_access_log_close(struct op_access_log *l);
+/* Lines dropped because the disk did not keep up. */
+uint64_t op_access_log_dropped(struct op_access_log *l);
+
+/* A worker's buffer; used on that worker's thread only. log NULL: off. */
+struct op_access_buf {
+    struct op_access_log *log; /* borrowed */
+    struct op_buf buf;
+};
+void op_access_buf_init(struct op_access_buf *b, struct op_access_log *log);
+/* Hand over what is buffered and free the buffer. */
+void op_access_buf_fini(struct op_access_buf *b);
+/* Append one line (the newline is added); hands the block over when full. */
+void op_access_line(struct op_access_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Hand over what is buffered now (a timer calls this). */
+void op_access_flush(struct op_access_buf *b);
 
 #define op_metric_inc(m, id) ((m)->v[OP_M_##id]++)
 #define op_metric_add(m, id, n) ((m)->v[OP_M_##id] += (n))

@@ -34,6 +34,7 @@ struct op_proxy_ctx {
     size_t nsites;
     struct op_mailbox *mailbox; /* borrowed: the worker's, for store acks */
     struct op_metrics metrics;
+    struct op_access_buf access; /* this worker's access log lines */
     uint64_t next_request_id;
     uint32_t nclients;
     struct op_client *clients;      /* borrowed: list of live connections */

@@ -16,14 +16,17 @@
 
 struct op_worker; /* opaque */
 struct op_flight_table;
+struct op_access_log;
 
 /* Make the worker and its listening socket (so a busy port fails here, on
  * the main thread). <origins> has one resolved address per conf site. Returns
- * 0, OP_EADDRINUSE, OP_EIO or OP_ENOMEM. <conf>, <store>, <flight> and
- * <origins> are borrowed and must outlive the worker. */
+ * 0, OP_EADDRINUSE, OP_EIO or OP_ENOMEM. <conf>, <store>, <flight>,
+ * <origins> and <access> (NULL: no access log) are borrowed and must outlive
+ * the worker. */
 int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
                      struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
-                     const struct sockaddr_storage *origins, struct op_worker **out);
+                     const struct sockaddr_storage *origins, struct op_access_log *access,
+                     struct op_worker **out);
 /* Start its thread. 0 or OP_ENOMEM. */
 int op_worker_start(struct op_worker *w);
 /* Ask it to stop: it closes its listener, finishes in-flight responses up to

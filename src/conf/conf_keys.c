@@ -22,6 +22,9 @@ const struct op_conf_key op_conf_top_keys[] = {
      "largest response body stored; larger ones are streamed and not stored"},
     {"admin_socket", OP_CONF_STRING, TOP(admin_socket), "", NULL, NULL, false,
      "path of the admin Unix socket; empty = no admin socket"},
+    {"access_log", OP_CONF_STRING, TOP(access_log), "", NULL, NULL, false,
+     "file the access log is appended to (one line per request, written off the event "
+     "loops); empty = none"},
     {"cache_name", OP_CONF_STRING, TOP(cache_name), "outpost", NULL, NULL, false,
      "cache identifier used in the Cache-Status response header"},
     {"log_level", OP_CONF_STRING, TOP(log_level), "info", NULL, NULL, false,
@@ -82,7 +85,7 @@ const struct op_conf_key op_conf_site_keys[] = {
      "this long instead of waiting on one another (0 = never)"},
     {"retry_after", OP_CONF_DURATION, SITE(retry_after_ms), "5s", "1s", "1h", false,
      "Retry-After sent with a 503 when the node sheds load"},
-    {"origin_max_conns", OP_CONF_INT, SITE(origin_max_conns), "256", "1", "100000", false,
+    {"origin_max_conns", OP_CONF_INT, SITE(origin_max_conns), "1024", "1", "100000", false,
      "most requests in flight to the origin per worker; the adaptive limit (halved on 503, "
      "429 or a timeout, grown on success) stays below it"},
     {"origin_queue", OP_CONF_INT, SITE(origin_queue), "1024", "0", "1000000", false,

@@ -5,16 +5,16 @@
  * when a request would only wait (op_origin_saturated) or be refused. */
 #include "fetch_int.h"
 
-#define LIMIT_START 8.0     /* first guess; it adapts from there */
 #define CUT_EVERY_MS 100    /* one burst of 503s cuts the limit once */
 #define CUT_FACTOR 0.7      /* multiplicative decrease */
 #define AVOID_STEPS 4.0     /* after a cut: +1 per AVOID_STEPS limits' worth of answers */
 #define SLOW_START_MS 30000 /* this long without trouble: grow fast again */
 
+/* An origin that has shown no trouble is not held back (up to max_conns):
+ * the limit only starts to bind at the first sign of overload. */
 static uint32_t limit_now(const struct op_origin *o)
 {
-    double l =
-        o->limit > 0 ? o->limit : (LIMIT_START < o->max_conns ? LIMIT_START : (double)o->max_conns);
+    double l = o->limit > 0 ? o->limit : (double)o->max_conns;
     return l < 1 ? 1 : (uint32_t)l;
 }
 
@@ -68,7 +68,7 @@ void op_fetch__queue_init(struct op_origin *o)
 {
     o->fail_threshold = 5;
     o->cooldown_ms = 5000;
-    o->max_conns = 256;
+    o->max_conns = 1024;
     o->queue_max = 1024;
     o->queue_timeout_ms = 10000;
     uv_timer_init(o->loop, &o->queue_timer);
@@ -161,7 +161,10 @@ void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
     double hold = o->rtt_ms > 0 ? o->rtt_ms : 100;
     o->hold_until_ms = now + (uint64_t)(hold < 20 ? 20 : hold > 1000 ? 1000 : hold);
     if (now - o->last_cut_ms >= CUT_EVERY_MS || o->last_cut_ms == 0) {
-        o->limit = o->limit * CUT_FACTOR < 1 ? 1 : o->limit * CUT_FACTOR;
+        /* from what is actually in flight: a limit far above it (never
+         * reached) says nothing about what the origin takes */
+        double base = o->inflight + 1.0 < o->limit ? o->inflight + 1.0 : o->limit;
+        o->limit = base * CUT_FACTOR < 1 ? 1 : base * CUT_FACTOR;
         o->last_cut_ms = now;
         op_log_debug("fetch", "origin %s: overloaded; limit now %u", o->name, limit_now(o));
     }

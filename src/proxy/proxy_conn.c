@@ -63,6 +63,7 @@ void op_proxy__close(struct op_client *c)
     if (c->next)
         c->next->prev = c->prev;
     ctx->nclients--;
+    op_proxy__log_request(c, "closed"); /* a request in progress ends here */
     op_proxy__flight_leave(&c->r);
     if (c->r.fetch != NULL) {
         op_fetch_abort(c->r.fetch);
@@ -372,6 +373,7 @@ size_t op_proxy__out_pending(const struct op_client *c)
 void op_proxy__response_done(struct op_client *c)
 {
     c->rs = OP_RS_DONE;
+    op_proxy__log_request(c, "done");
     if (c->r.fetch != NULL) {
         op_fetch_abort(c->r.fetch);
         c->r.fetch = NULL;

@@ -7,6 +7,8 @@
 #include "outpost/proxy.h"
 
 #define OP_CLIENT_MAGIC 0x434c4e54u
+/* Request ids carry the worker in their top 16 bits; shown as worker-number. */
+#define OP_PROXY_ID_MASK ((1ull << 48) - 1)
 
 /* The request side and the response side are separate machines: a request
  * body can still be arriving while the response streams out. */
@@ -74,6 +76,12 @@ struct op_request {
     uint32_t pending_acks;  /* store invalidations not yet committed */
     bool hold;              /* response held until pending_acks is 0 */
     uint32_t retry_after_s; /* Retry-After on an error page; 0 for none */
+    /* for the access log */
+    int resp_status;        /* what the client was sent */
+    char cache_status[200]; /* likewise */
+    int origin_status;      /* what the origin answered; 0 for none */
+    uint64_t origin_start_ms, origin_ms;
+    bool logged;
     /* coalescing (proxy_flight.c) */
     struct op_flight_waiter waiter; /* joined while waiting on or reading a flight */
     struct op_pub *pub;             /* borrowed: the publisher this request leads, while joined */
@@ -93,6 +101,7 @@ struct op_request {
 struct op_proxy_flight_head {
     int status;
     int64_t content_length; /* the origin's, -1 when it gave none */
+    uint64_t origin_ms;     /* from the origin request to its head */
     struct op_cache_meta meta;
     uint32_t fields_len;
     uint32_t vary_len;
@@ -248,6 +257,8 @@ void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
 /* End of a response head: framing, connection handling, blank line. */
 void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length,
                         bool no_body);
+/* The request's access log line, once: <how> is "done" or "closed". */
+void op_proxy__log_request(struct op_client *c, const char *how);
 /* "outpost; hit; ttl=42" and friends. */
 void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t ttl, int fwd_status,
                             bool stored, const char *detail);

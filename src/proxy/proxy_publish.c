@@ -33,6 +33,7 @@ struct op_pub {
     int status;
     struct op_buf head; /* owned: the origin request, kept for a retry */
     uint32_t retries;   /* after 503/429 */
+    uint64_t start_ms;  /* the origin request went out */
     bool timer_open;    /* the retry timer exists: memory goes in its close callback */
     uv_timer_t timer;
 };
@@ -94,8 +95,10 @@ static int publish_head(struct op_pub *pub, const struct op_http_msg *resp)
     op_buf_init(&blob, SIZE_MAX);
     op_buf_init(&vary, 4096);
     op_buf_init(&variant, 64 * 1024);
-    struct op_proxy_flight_head h = {
-        .status = resp->status, .content_length = resp->content_length, .meta = pub->meta};
+    struct op_proxy_flight_head h = {.status = resp->status,
+                                     .content_length = resp->content_length,
+                                     .origin_ms = op_time_mono_ms() - pub->start_ms,
+                                     .meta = pub->meta};
     int rc = OP_EINVAL; /* Vary: * never matches another request */
     if (op_cache_vary_names(&pub->resp_headers, &vary) &&
         (rc = op_cache_key_secondary(vary.data ? vary.data : "", vary.len, &pub->req, &variant)) ==
@@ -130,6 +133,7 @@ static void on_retry_timer(uv_timer_t *t)
         pub_end(pub, OP_FLIGHT_FAILED, OP_EFULL);
         return;
     }
+    pub->start_ms = op_time_mono_ms();
     pub->fetch = op_fetch_start(o, pub->head.data, pub->head.len, false, true, &pub_cbs, pub);
     if (pub->fetch == NULL)
         pub_end(pub, OP_FLIGHT_FAILED, OP_ECONNECT);
@@ -319,6 +323,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
         rc = op_proxy__origin_head(&head, &c->req, r->site->conf, c->peer, ctx->conf->cache_name,
                                    "GET", pub->conditional ? &pub->stale_headers : &none, &chunked);
     op_headers_fini(&none);
+    pub->start_ms = op_time_mono_ms();
     if (rc == 0) {
         pub->fetch =
             op_fetch_start(&r->site->origin, head.data, head.len, false, true, &pub_cbs, pub);

@@ -99,6 +99,7 @@ void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
         return;
     }
     c->rs = OP_RS_WAIT;
+    r->origin_start_ms = op_time_mono_ms();
     r->fetch = op_fetch_start(&r->site->origin, head.data, head.len, c->req.method == OP_HTTP_HEAD,
                               is_idempotent(c->req.method) && !has_body, &fetch_cbs, c);
     op_buf_fini(&head);
@@ -425,6 +426,8 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
     r->status = resp->status;
+    r->origin_status = resp->status;
+    r->origin_ms = op_time_mono_ms() - r->origin_start_ms;
     if (r->have_stale && r->conditional && resp->status == 304) {
         op_proxy__copy_fields(&r->resp_headers, &resp->headers, NULL);
         return; /* answered in on_fetch_done, once the exchange is complete */

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *op_proxy__reason(int status)
 {
@@ -79,9 +80,52 @@ void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t 
         snprintf(out + n, len - (size_t)n, "; detail=\"%s\"", detail);
 }
 
+void op_proxy__log_request(struct op_client *c, const char *how)
+{
+    struct op_request *r = &c->r;
+    struct op_proxy_ctx *ctx = c->ctx;
+    if (r->logged || r->id == 0 || ctx->access.log == NULL)
+        return;
+    r->logged = true;
+    char when[32], target[512], origin[16], origin_ms[24];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    /* the target as a quoted field: nothing in it may end the quotes or the line */
+    size_t tlen = c->req.target.len < sizeof(target) - 1 ? c->req.target.len : sizeof(target) - 1;
+    for (size_t i = 0; i < tlen; i++) {
+        unsigned char ch = (unsigned char)c->req.target.data[i];
+        target[i] = ch < 0x21 || ch == '"' || ch == '\\' || ch >= 0x7f ? '?' : (char)ch;
+    }
+    target[tlen] = '\0';
+    char cs[sizeof(r->cache_status)];
+    snprintf(cs, sizeof(cs), "%s", r->cache_status[0] ? r->cache_status : "-");
+    for (char *q = cs; (q = strchr(q, '"')) != NULL;)
+        *q = '\''; /* Cache-Status quotes its details; the log quotes the field */
+    if (r->origin_status > 0)
+        snprintf(origin, sizeof(origin), "%d", r->origin_status);
+    else
+        snprintf(origin, sizeof(origin), "-");
+    if (r->origin_start_ms > 0 && r->origin_status > 0)
+        snprintf(origin_ms, sizeof(origin_ms), "%llu", (unsigned long long)r->origin_ms);
+    else
+        snprintf(origin_ms, sizeof(origin_ms), "-");
+    op_access_line(&ctx->access,
+                   "%s %u-%llu %s %s \"%s\" %d \"%s\" origin=%s origin_ms=%s total_ms=%llu %s",
+                   when, ctx->worker_id, (unsigned long long)(r->id & OP_PROXY_ID_MASK), c->peer,
+                   c->req.method_name, target, r->resp_status, cs, origin, origin_ms,
+                   (unsigned long long)(op_time_mono_ms() - r->t_start_ms), how);
+}
+
 void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
                           const char *cache_status)
 {
+    c->r.resp_status = status;
+    snprintf(c->r.cache_status, sizeof(c->r.cache_status), "%s",
+             cache_status != NULL ? cache_status : "");
     op_buf_appendf(h, "HTTP/1.1 %d %s\r\n", status, op_proxy__reason(status));
     if (cache_status != NULL)
         op_buf_appendf(h, "Cache-Status: %s\r\n", cache_status);
@@ -129,7 +173,7 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
     op_buf_init(&head, 4096);
     bool html = wants_html(c);
     const char *name = c->ctx->conf->cache_name;
-    unsigned long long rid = (unsigned long long)c->r.id;
+    unsigned long long rid = (unsigned long long)(c->r.id & OP_PROXY_ID_MASK);
     if (html)
         op_buf_appendf(&body,
                        "<!DOCTYPE html>\n<html><head><title>%d %s</title></head><body>\n"

@@ -18,6 +18,7 @@ struct op_worker {
     uv_async_t async;
     uv_tcp_t listener;
     uv_timer_t deadline;
+    uv_timer_t access_timer;
     int listen_fd;
     bool listener_open;
     bool finished;
@@ -37,6 +38,12 @@ static void on_async(uv_async_t *a)
 {
     struct op_worker *w = a->data;
     op_mailbox_drain(&w->mailbox);
+}
+
+static void on_access_timer(uv_timer_t *t)
+{
+    struct op_worker *w = t->data;
+    op_access_flush(&w->ctx.access); /* a quiet node's lines do not wait for a full block */
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -63,6 +70,9 @@ static void finish(struct op_worker *w)
     op_proxy_abort_background(&w->ctx);
     uv_timer_stop(&w->deadline);
     uv_close((uv_handle_t *)&w->deadline, NULL);
+    uv_timer_stop(&w->access_timer);
+    uv_close((uv_handle_t *)&w->access_timer, NULL);
+    op_access_buf_fini(&w->ctx.access); /* every request has ended: its line is in */
     uv_close((uv_handle_t *)&w->async, NULL);
     for (size_t i = 0; i < w->ctx.nsites; i++)
         op_origin_close(&w->sites[i].origin);
@@ -104,7 +114,8 @@ static void *worker_main(void *arg)
 
 int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
                      struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
-                     const struct sockaddr_storage *origins, struct op_worker **out)
+                     const struct sockaddr_storage *origins, struct op_access_log *access,
+                     struct op_worker **out)
 {
     struct op_worker *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -149,6 +160,11 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
     ctx->sites = w->sites;
     ctx->nsites = conf->nsites;
     ctx->on_drained = on_drained;
+    op_access_buf_init(&ctx->access, access);
+    uv_timer_init(&w->loop, &w->access_timer);
+    w->access_timer.data = w;
+    if (access != NULL)
+        uv_timer_start(&w->access_timer, on_access_timer, 250, 250);
     if (op_store_reader_open(store, &ctx->reader) != 0)
         return OP_ENOMEM;
     for (size_t i = 0; i < conf->nsites; i++) {

@@ -80,13 +80,16 @@ class Origin:
 
 
 class Outpost:
-    """The real binary. With `site` (a dict of site keys), it runs on a
-    config file with one site for every Host; otherwise on the quick-start
-    flags."""
+    """The real binary. With `site` (a dict of site keys) or `top` (top-level
+    keys), it runs on a config file with one site for every Host; otherwise
+    on the quick-start flags."""
 
-    def __init__(self, origin_port, cache_dir, port=None, extra=(), site=None, workers=2):
+    def __init__(self, origin_port, cache_dir, port=None, extra=(), site=None, workers=2,
+                 top=None):
         self.port = port or free_port()
         self.cache_dir = cache_dir
+        if site is None and top is not None:
+            site = {}
         if site is None:
             self.args = [OUTPOST, "--listen", "127.0.0.1:%d" % self.port,
                          "--origin", "http://127.0.0.1:%d" % origin_port,
@@ -94,9 +97,12 @@ class Outpost:
         else:
             conf = os.path.join(os.path.dirname(str(cache_dir)), "outpost-%d.yaml" % self.port)
             with open(conf, "w") as f:
-                f.write("listen: 127.0.0.1:%d\ncache_dir: %s\nworkers: %d\nsites:\n"
-                        "  - host: \"*\"\n    origin: http://127.0.0.1:%d\n"
-                        % (self.port, cache_dir, workers, origin_port))
+                f.write("listen: 127.0.0.1:%d\ncache_dir: %s\nworkers: %d\n"
+                        % (self.port, cache_dir, workers))
+                for k, v in (top or {}).items():
+                    f.write("%s: %s\n" % (k, v))
+                f.write("sites:\n  - host: \"*\"\n    origin: http://127.0.0.1:%d\n"
+                        % origin_port)
                 for k, v in site.items():
                     f.write("    %s: %s\n" % (k, v))
             self.args = [OUTPOST, "-c", conf, *extra]
