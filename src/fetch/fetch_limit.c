@@ -173,6 +173,13 @@ void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
 void op_fetch__release(struct op_fetch *f, enum op_fetch_outcome outcome)
 {
     struct op_origin *o = f->origin;
+    if (f->probe) {
+        /* the probe ended without a verdict (its client went away): another
+         * request may probe */
+        f->probe = false;
+        if (o->open_until_ms != 0 && o->probing)
+            o->probing = false;
+    }
     if (f->queued) {
         unqueue(f);
         return;
