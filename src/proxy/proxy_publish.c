@@ -187,8 +187,12 @@ static void on_pub_head(void *owner, struct op_http_msg *resp)
     op_proxy__copy_fields(&pub->resp_headers, &resp->headers, NULL);
     if (pub->conditional && resp->status == 304)
         return; /* the stored copy is freshened in on_pub_done */
-    const char *nostore =
-        op_proxy__storable(ctx, &pub->req, pub->request_time, resp, &pub->resp_headers, &pub->meta);
+    /* a 500/502/503/504 is never handed to waiters, even a storable one:
+     * each of them may have a stale copy to serve instead */
+    bool failed = origin_error_status(resp->status);
+    const char *nostore = failed ? "origin error"
+                                 : op_proxy__storable(ctx, &pub->req, pub->request_time, resp,
+                                                      &pub->resp_headers, &pub->meta);
     if (nostore == NULL) {
         op_proxy__ensure_date(&pub->resp_headers);
         op_headers_remove_all(&pub->resp_headers, "age"); /* computed for each reader */
@@ -202,7 +206,6 @@ static void on_pub_head(void *owner, struct op_http_msg *resp)
      * or a clean error, never a herd of retries at a failing origin); any
      * other answer releases the waiters to fetch on their own, and a
      * hit-for-miss marker keeps later requests from queueing. */
-    bool failed = origin_error_status(resp->status);
     if (!failed && pub->site->hit_for_miss_ms > 0)
         op_flight_mark_uncacheable(ctx->flight, pub->key.data, pub->key.len,
                                    op_time_mono_ms() + pub->site->hit_for_miss_ms);

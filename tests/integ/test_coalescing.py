@@ -244,3 +244,22 @@ def test_origin_error_is_not_retried_by_every_waiter(origin, outposts, tmp_path)
                 assert b"the origin answered %d" % status in body
                 assert (headers.get("Retry-After") == "5") == (status == 503)
         assert origin.hits[path] == tries
+
+
+def test_storable_5xx_never_replaces_a_stale_copy_for_waiters(origin, outposts, tmp_path):
+    calls = []
+
+    def page(h):
+        calls.append(1)
+        if len(calls) == 1:
+            return slow_page(0, b"good\n", cc="max-age=1")(h)
+        # an error page the origin even says may be cached
+        return slow_page(0.3, b"oops\n", cc="max-age=60", status=503)(h)
+    origin.routes["/p"] = page
+    op = outposts(origin.port, tmp_path / "cache").start()
+    assert op.request("/p")[1] == b"good\n"
+    time.sleep(1.2)
+    res = herd(op, "/p", 5)
+    for status, headers, body, _ in res:
+        assert status == 200 and body == b"good\n", (status, body)
+        assert "fwd=stale" in headers["Cache-Status"]
