@@ -189,9 +189,8 @@ static void send_head(struct op_client *c, const struct op_proxy_flight_head *h,
 {
     struct op_request *r = &c->r;
     char cs[200];
-    r->origin_status = h->status;
-    r->origin_ms = h->origin_ms;
-    r->origin_start_ms = 1; /* known: the shared fetch's */
+    r->status = h->status; /* what the origin answered, for the access log */
+    r->origin_ms = (int64_t)h->origin_ms;
     op_proxy__cache_status(c, cs, sizeof(cs), 0, h->status, true, NULL);
     struct op_buf head;
     op_buf_init(&head, SIZE_MAX);

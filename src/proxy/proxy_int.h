@@ -77,10 +77,10 @@ struct op_request {
     bool hold;              /* response held until pending_acks is 0 */
     uint32_t retry_after_s; /* Retry-After on an error page; 0 for none */
     /* for the access log */
-    int resp_status;        /* what the client was sent */
-    char cache_status[200]; /* likewise */
-    int origin_status;      /* what the origin answered; 0 for none */
-    uint64_t origin_start_ms, origin_ms;
+    int resp_status;          /* what the client was sent */
+    char cache_status[200];   /* likewise */
+    uint64_t origin_start_ms; /* this request's own fetch went out; 0 for none */
+    int64_t origin_ms;        /* to the origin's head; -1 unknown */
     bool logged;
     /* coalescing (proxy_flight.c) */
     struct op_flight_waiter waiter; /* joined while waiting on or reading a flight */

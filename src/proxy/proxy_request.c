@@ -14,6 +14,7 @@ static const struct op_fetch_cbs fetch_cbs;
 void op_proxy__request_init(struct op_request *r)
 {
     memset(r, 0, sizeof(*r));
+    r->origin_ms = -1;
     op_buf_init(&r->key, 16 * 1024);
     op_headers_init(&r->stale_headers, 512, 256 * 1024);
     op_buf_init(&r->stale_body, SIZE_MAX);
@@ -426,8 +427,7 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
     r->status = resp->status;
-    r->origin_status = resp->status;
-    r->origin_ms = op_time_mono_ms() - r->origin_start_ms;
+    r->origin_ms = r->origin_start_ms > 0 ? (int64_t)(op_time_mono_ms() - r->origin_start_ms) : -1;
     if (r->have_stale && r->conditional && resp->status == 304) {
         op_proxy__copy_fields(&r->resp_headers, &resp->headers, NULL);
         return; /* answered in on_fetch_done, once the exchange is complete */

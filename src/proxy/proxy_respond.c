@@ -105,12 +105,12 @@ void op_proxy__log_request(struct op_client *c, const char *how)
     snprintf(cs, sizeof(cs), "%s", r->cache_status[0] ? r->cache_status : "-");
     for (char *q = cs; (q = strchr(q, '"')) != NULL;)
         *q = '\''; /* Cache-Status quotes its details; the log quotes the field */
-    if (r->origin_status > 0)
-        snprintf(origin, sizeof(origin), "%d", r->origin_status);
+    if (r->status > 0)
+        snprintf(origin, sizeof(origin), "%d", r->status);
     else
         snprintf(origin, sizeof(origin), "-");
-    if (r->origin_start_ms > 0 && r->origin_status > 0)
-        snprintf(origin_ms, sizeof(origin_ms), "%llu", (unsigned long long)r->origin_ms);
+    if (r->status > 0 && r->origin_ms >= 0)
+        snprintf(origin_ms, sizeof(origin_ms), "%lld", (long long)r->origin_ms);
     else
         snprintf(origin_ms, sizeof(origin_ms), "-");
     op_access_line(&ctx->access,
