@@ -142,13 +142,8 @@ void op_proxy__flight_timeout(struct op_client *c)
     if (!busy)
         op_metric_inc(&c->ctx->metrics, coalesce_timeouts_total);
     op_proxy__flight_leave(r);
-    int64_t window = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
-    if (r->have_stale &&
-        op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), window)) {
-        op_proxy__serve_stale(c, 0, busy ? "origin busy" : "origin slow");
-        op_proxy__step(c);
+    if (op_proxy__serve_stale_on_error(c, 0, busy ? "origin busy" : "origin slow"))
         return;
-    }
     r->retry_after_s = (uint32_t)(r->site->conf->retry_after_ms / 1000);
     op_proxy__error(c, 503,
                     busy ? "too many requests are waiting for this object"

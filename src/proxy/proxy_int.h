@@ -168,6 +168,9 @@ void op_proxy__fetch_alone(struct op_client *c, bool revalidate);
 void op_proxy__adopt_fetch(struct op_client *c, struct op_fetch *f, struct op_http_msg *resp);
 /* Answer with r's stale copy (<status>: the origin's, 0 for none). */
 void op_proxy__serve_stale(struct op_client *c, int status, const char *why);
+/* May r's stale copy be served because the origin failed (stale-if-error,
+ * or the site's window)? */
+bool op_proxy__stale_on_error_ok(const struct op_client *c);
 /* Serve r's stale copy if stale-if-error allows it; false if it may not. */
 bool op_proxy__serve_stale_on_error(struct op_client *c, int status, const char *why);
 void op_proxy__request_fini(struct op_request *r);
@@ -191,6 +194,8 @@ int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct 
 /* Copy the fields of <from> except hop-by-hop ones (stripped from <from>) and
  * <skip> (may be NULL) into <to>. */
 void op_proxy__copy_fields(struct op_headers *to, struct op_headers *from, const char *skip);
+/* The origin statuses that stale-if-error covers (RFC 5861 §4). */
+bool op_proxy__origin_error_status(int status);
 /* RFC 9110 §6.6.1: a recipient with a clock adds the Date a response lacks. */
 void op_proxy__ensure_date(struct op_headers *h);
 /* Hand a response to the store writer (Age is never stored; Vary comes from

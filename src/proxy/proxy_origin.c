@@ -100,6 +100,11 @@ void op_proxy__copy_fields(struct op_headers *to, struct op_headers *from, const
     }
 }
 
+bool op_proxy__origin_error_status(int status)
+{
+    return status == 500 || status == 502 || status == 503 || status == 504;
+}
+
 void op_proxy__ensure_date(struct op_headers *h)
 {
     size_t dlen;

@@ -119,11 +119,6 @@ static int publish_head(struct op_pub *pub, const struct op_http_msg *resp)
     return rc;
 }
 
-static bool origin_error_status(int status)
-{
-    return status == 500 || status == 502 || status == 503 || status == 504;
-}
-
 static void on_retry_timer(uv_timer_t *t)
 {
     struct op_pub *pub = t->data;
@@ -189,7 +184,7 @@ static void on_pub_head(void *owner, struct op_http_msg *resp)
         return; /* the stored copy is freshened in on_pub_done */
     /* a 500/502/503/504 is never handed to waiters, even a storable one:
      * each of them may have a stale copy to serve instead */
-    bool failed = origin_error_status(resp->status);
+    bool failed = op_proxy__origin_error_status(resp->status);
     const char *nostore = failed ? "origin error"
                                  : op_proxy__storable(ctx, &pub->req, pub->request_time, resp,
                                                       &pub->resp_headers, &pub->meta);

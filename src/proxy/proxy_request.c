@@ -178,11 +178,9 @@ void op_proxy__lookup(struct op_client *c)
         /* The origin is at its limit (the revalidation would only wait in
          * its queue) or its circuit is open: the stale copy goes out now
          * (where stale-if-error allows) and the revalidation runs behind it. */
-        int64_t sie = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
         const struct op_origin *o = &r->site->origin;
         bool down = op_origin_down(o);
-        if ((down || op_origin_saturated(o)) &&
-            op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), sie)) {
+        if ((down || op_origin_saturated(o)) && op_proxy__stale_on_error_ok(c)) {
             op_proxy__serve_stale(c, 0, down ? "origin down" : "origin busy");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);
@@ -404,21 +402,21 @@ static void respond_revalidated(struct op_client *c)
 /* The origin failed while a stale copy is in hand: serve it where RFC 5861
  * stale-if-error (or the site's default window) allows. <status> is what the
  * origin answered, 0 when it did not answer. Returns false if it may not. */
+bool op_proxy__stale_on_error_ok(const struct op_client *c)
+{
+    const struct op_request *r = &c->r;
+    int64_t window = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
+    return r->have_stale &&
+           op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), window);
+}
+
 bool op_proxy__serve_stale_on_error(struct op_client *c, int status, const char *why)
 {
-    struct op_request *r = &c->r;
-    int64_t window = (int64_t)(r->site->conf->stale_if_error_ms / 1000);
-    if (!r->have_stale ||
-        !op_cache_stale_if_error_ok(&r->stale_meta, &c->req.headers, op_time_now(), window))
+    if (!op_proxy__stale_on_error_ok(c))
         return false;
     op_proxy__serve_stale(c, status, why);
     op_proxy__step(c);
     return true;
-}
-
-static bool origin_error_status(int status)
-{
-    return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
 static void on_fetch_head(void *owner, struct op_http_msg *resp)
@@ -432,7 +430,7 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
         op_proxy__copy_fields(&r->resp_headers, &resp->headers, NULL);
         return; /* answered in on_fetch_done, once the exchange is complete */
     }
-    if (origin_error_status(resp->status) &&
+    if (op_proxy__origin_error_status(resp->status) &&
         op_proxy__serve_stale_on_error(c, resp->status, "stale-if-error"))
         return; /* the origin's error body is dropped with its connection */
     r->have_stale = false;

@@ -40,6 +40,16 @@ static void no_wake(void *arg)
     (void)arg; /* the test drains the mailbox itself */
 }
 
+/* The leading waiter <w> stops waiting and its publisher ends the flight. */
+static void leave_and_end(struct op_flight_waiter *w, enum op_flight_phase end, int error)
+{
+    struct op_flight *f = w->flight;
+    op_flight_ref(f); /* the publisher's */
+    op_flight_leave(w);
+    op_flight_finish(f, end, error);
+    op_flight_unref(&f);
+}
+
 static void test_capacity_is_a_ceiling(void **state)
 {
     (void)state;
@@ -68,11 +78,7 @@ static void test_capacity_is_a_ceiling(void **state)
                      OP_FLIGHT_FOLLOWER);
     op_flight_leave(&x.w);
     for (int i = 0; i < 8; i++) {
-        struct op_flight *f = w[i].w.flight;
-        op_flight_ref(f);
-        op_flight_leave(&w[i].w);
-        op_flight_finish(f, OP_FLIGHT_FAILED, OP_ECLOSED);
-        op_flight_unref(&f);
+        leave_and_end(&w[i].w, OP_FLIGHT_FAILED, OP_ECLOSED);
     }
     assert_int_equal(op_flight_count(t), 0);
     op_flight_table_destroy(t);
@@ -141,11 +147,7 @@ static void test_one_leader_many_followers(void **state)
     struct waiter x = {0};
     assert_int_equal(op_flight_join(t, "k", 1, 0, &mb[0], 10, 0, on_progress, &x.w),
                      OP_FLIGHT_LEADER);
-    f = x.w.flight;
-    op_flight_ref(f);
-    op_flight_leave(&x.w);
-    op_flight_finish(f, OP_FLIGHT_FAILED, OP_ECONNECT);
-    op_flight_unref(&f);
+    leave_and_end(&x.w, OP_FLIGHT_FAILED, OP_ECONNECT);
     op_flight_table_destroy(t);
     op_mailbox_fini(&mb[0]);
     op_mailbox_fini(&mb[1]);
@@ -238,28 +240,16 @@ static void test_hit_for_miss_marker(void **state)
     assert_null(w.w.flight);
     assert_int_equal(op_flight_join(t, "other", 5, 0, &mb, 10, 999, on_progress, &w.w),
                      OP_FLIGHT_LEADER); /* markers are per key */
-    struct op_flight *f = w.w.flight;
-    op_flight_ref(f);
-    op_flight_leave(&w.w);
-    op_flight_finish(f, OP_FLIGHT_FAILED, OP_ECONNECT);
-    op_flight_unref(&f);
+    leave_and_end(&w.w, OP_FLIGHT_FAILED, OP_ECONNECT);
     /* expired: the next request leads again */
     assert_int_equal(op_flight_join(t, "k", 1, 0, &mb, 10, 1000, on_progress, &w.w),
                      OP_FLIGHT_LEADER);
-    f = w.w.flight;
-    op_flight_ref(f);
-    op_flight_leave(&w.w);
-    op_flight_finish(f, OP_FLIGHT_PASS, 0);
-    op_flight_unref(&f);
+    leave_and_end(&w.w, OP_FLIGHT_PASS, 0);
     op_flight_mark_uncacheable(t, "k", 1, 5000);
     op_flight_clear_uncacheable(t, "k", 1); /* a storable answer came */
     assert_int_equal(op_flight_join(t, "k", 1, 0, &mb, 10, 1001, on_progress, &w.w),
                      OP_FLIGHT_LEADER);
-    f = w.w.flight;
-    op_flight_ref(f);
-    op_flight_leave(&w.w);
-    op_flight_finish(f, OP_FLIGHT_PASS, 0);
-    op_flight_unref(&f);
+    leave_and_end(&w.w, OP_FLIGHT_PASS, 0);
     op_mailbox_drain(&mb);
     op_flight_table_destroy(t);
     op_mailbox_fini(&mb);
