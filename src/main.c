@@ -5,6 +5,7 @@
  * the cache; 5 other start-up failure (resolving an origin, threads, memory).
  */
 #include "outpost/conf.h"
+#include "outpost/fetch.h"
 #include "outpost/flight.h"
 #include "outpost/log.h"
 #include "outpost/net.h"
@@ -78,9 +79,61 @@ static struct op_conf *config_from_flags(const struct quick *q, size_t n)
     return conf;
 }
 
+/* One op_origin_server per origin of every site, in order. NULL when a name
+ * does not resolve (logged). */
+static struct op_origin_server *origins_create(const struct op_conf *conf, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < conf->nsites; i++)
+        total += conf->sites[i].norigins;
+    struct op_origin_server *s = calloc(total, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < conf->nsites; i++) {
+        const struct op_conf_site *site = &conf->sites[i];
+        for (size_t j = 0; j < site->norigins; j++) {
+            const struct op_conf_origin *o = &site->origins[j];
+            struct op_origin_spec spec = {
+                .name = o->url,
+                .host = o->host,
+                .port = o->port,
+                .weight = o->weight,
+                .resolve_interval_ms = site->origin_resolve_interval_ms,
+                .check_path = site->health_check_path,
+                .check_host = site->host_header[0] != '\0'   ? site->host_header
+                              : strcmp(site->host, "*") != 0 ? site->host
+                                                             : "",
+                .check_interval_ms = site->health_check_interval_ms,
+                .check_timeout_ms = site->health_check_timeout_ms,
+                .check_rise = (uint32_t)site->health_check_rise,
+                .check_fall = (uint32_t)site->health_check_fall,
+            };
+            if (op_origin_server_init(&s[k], &spec) != 0) {
+                while (k > 0)
+                    op_origin_server_fini(&s[--k]);
+                free(s);
+                return NULL;
+            }
+            k++;
+        }
+    }
+    *n = total;
+    return s;
+}
+
+static void origins_free(struct op_origin_server *s, size_t n)
+{
+    for (size_t i = 0; s != NULL && i < n; i++)
+        op_origin_server_fini(&s[i]);
+    free(s);
+}
+
 struct runtime {
     struct op_worker **workers;
     unsigned nworkers;
+    struct op_origin_server *origins;
+    size_t norigins;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -94,6 +147,7 @@ static void on_signal(uv_signal_t *h, int signum)
     op_log_info("main", "signal %d: stopping; finishing in-flight responses", signum);
     for (unsigned i = 0; i < rt->nworkers; i++)
         op_worker_stop(rt->workers[i]);
+    op_origin_watch_stop(rt->origins, rt->norigins);
     uv_close((uv_handle_t *)&rt->sigterm, NULL);
     uv_close((uv_handle_t *)&rt->sigint, NULL);
 }
@@ -108,23 +162,17 @@ static int run(struct op_conf *conf)
     struct sockaddr_storage listen_addr;
     if (op_net_resolve(conf->listen_host, conf->listen_port, &listen_addr) != 0)
         return EXIT_START;
-    struct sockaddr_storage *origins = calloc(conf->nsites, sizeof(*origins));
+    size_t norigins = 0;
+    struct op_origin_server *origins = origins_create(conf, &norigins);
     if (origins == NULL)
         return EXIT_START;
-    for (size_t i = 0; i < conf->nsites; i++) {
-        if (op_net_resolve(conf->sites[i].origin_host, conf->sites[i].origin_port, &origins[i]) !=
-            0) {
-            free(origins);
-            return EXIT_START;
-        }
-    }
     if (conf->admin_socket[0] != '\0')
         op_log_warn("main", "admin_socket %s: the admin API is not served by this build yet",
                     conf->admin_socket);
 
     struct op_access_log *access = NULL;
     if (conf->access_log[0] != '\0' && op_access_log_open(conf->access_log, &access) != 0) {
-        free(origins);
+        origins_free(origins, norigins);
         return EXIT_START;
     }
     struct op_store *store;
@@ -133,7 +181,7 @@ static int run(struct op_conf *conf)
                                    .max_object_size = conf->max_object_size};
     if (op_store_open(&scfg, &store) != 0) {
         op_access_log_close(access);
-        free(origins);
+        origins_free(origins, norigins);
         return EXIT_STORE;
     }
     struct runtime rt = {0};
@@ -143,10 +191,12 @@ static int run(struct op_conf *conf)
     if (op_flight_table_create(65536, rt.nworkers, &flight) != 0) {
         op_access_log_close(access);
         op_store_close(store);
-        free(origins);
+        origins_free(origins, norigins);
         return EXIT_START;
     }
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
+    rt.origins = origins;
+    rt.norigins = norigins;
     int code = 0;
     for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++) {
         int rc =
@@ -165,7 +215,7 @@ static int run(struct op_conf *conf)
         op_flight_table_destroy(flight);
         op_access_log_close(access);
         free(rt.workers);
-        free(origins);
+        origins_free(origins, norigins);
         return code;
     }
     for (unsigned i = 0; i < rt.nworkers; i++) {
@@ -175,6 +225,10 @@ static int run(struct op_conf *conf)
         }
     }
     uv_loop_t *loop = uv_default_loop();
+    if (op_origin_watch_start(origins, norigins, loop) != 0) {
+        op_log_error("main", "cannot start the origin health checks: out of memory");
+        exit(EXIT_START);
+    }
     uv_signal_init(loop, &rt.sigterm);
     uv_signal_init(loop, &rt.sigint);
     rt.sigterm.data = rt.sigint.data = &rt;
@@ -193,7 +247,7 @@ static int run(struct op_conf *conf)
     op_access_log_close(access); /* after the workers handed over their last lines */
     uv_loop_close(loop);
     free(rt.workers);
-    free(origins);
+    origins_free(origins, norigins);
     op_log_info("main", "stopped");
     return 0;
 }

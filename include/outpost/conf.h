@@ -14,11 +14,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* One origin server of a site, parsed from "http://HOST[:PORT] [weight=N]". */
+struct op_conf_origin {
+    char *url;  /* owned: http://HOST[:PORT] as written */
+    char *host; /* owned: a name (re-resolved while running) or an address */
+    uint16_t port;
+    uint32_t weight; /* share of requests relative to the site's other origins */
+};
+
+#define OP_CONF_MAX_ORIGINS 64
+#define OP_CONF_MAX_ERROR_PAGE (64 * 1024)
+
 struct op_conf_site {
-    char *host;        /* owned: Host to match, "*" for any */
-    char *origin;      /* owned: origin URL as written, http://HOST[:PORT] */
-    char *origin_host; /* owned: parsed from origin */
-    uint16_t origin_port;
+    char *host;                     /* owned: Host to match, "*" for any */
+    char *origin;                   /* owned: the origins as written, separated by commas */
+    struct op_conf_origin *origins; /* owned: norigins >= 1 once validated */
+    size_t norigins;
     char *host_header; /* owned: "" passes the client's Host; otherwise sent as Host */
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
@@ -35,6 +46,14 @@ struct op_conf_site {
     uint64_t origin_queue_timeout_ms;
     uint64_t origin_fail_threshold; /* failures in a row that open the circuit; 0 never */
     uint64_t origin_fail_cooldown_ms;
+    uint64_t origin_resolve_interval_ms; /* re-resolve origin names this often; 0 never */
+    char *health_check_path;             /* owned: "" = no active health checks */
+    uint64_t health_check_interval_ms;
+    uint64_t health_check_timeout_ms;
+    uint64_t health_check_rise; /* good checks in a row that mark a down origin up */
+    uint64_t health_check_fall; /* failed checks in a row that mark an origin down */
+    char *error_page;           /* owned: path of an HTML template; "" = built in */
+    char *error_page_html;      /* owned: its contents, read at load; NULL = built in */
 };
 
 struct op_conf {

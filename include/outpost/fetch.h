@@ -14,16 +14,68 @@
 #include "outpost/http.h"
 #include "outpost/log.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <uv.h>
 
 struct op_oconn;
+struct op_origin_watch;
+struct op_upstream;
 
-struct op_origin {
-    uv_loop_t *loop; /* borrowed: the worker's */
+/* What one origin server is, from the config (strings borrowed from it). */
+struct op_origin_spec {
+    const char *name; /* the URL as written, for logs */
+    const char *host; /* a name (re-resolved while running) or an address */
+    uint16_t port;
+    uint32_t weight;
+    uint64_t resolve_interval_ms; /* 0: resolve at start only */
+    const char *check_path;       /* "": no active health checks */
+    const char *check_host;       /* Host sent with the checks; "": HOST:PORT */
+    uint64_t check_interval_ms;
+    uint64_t check_timeout_ms;
+    uint32_t check_rise; /* good checks in a row that bring it back */
+    uint32_t check_fall; /* bad checks in a row that take it out */
+};
+
+/* One origin server as the whole process knows it: its address, followed by
+ * re-resolving its name, and the verdict of its active health checks. Made
+ * by the main thread, watched on the main loop (fetch_watch.c), read by every
+ * worker. */
+struct op_origin_server {
+    struct op_origin_spec spec;
+    pthread_mutex_t lock; /* guards addr */
     struct sockaddr_storage addr;
-    const char *name; /* borrowed: for logs */
+    _Atomic uint32_t addr_gen;     /* bumped when addr changes: pooled connections retire */
+    _Atomic bool healthy;          /* the active checks' verdict; always true without them */
+    struct op_origin_watch *watch; /* owned: main loop state, NULL when not watched */
+};
+
+/* Resolve spec->host (blocking getaddrinfo: main thread, at start-up).
+ * 0, or OP_ENOTFOUND (logged with the name). */
+int op_origin_server_init(struct op_origin_server *s, const struct op_origin_spec *spec);
+/* After op_origin_watch_stop and the loop has closed its handles. */
+void op_origin_server_fini(struct op_origin_server *s);
+/* The current address and its generation (any thread). */
+void op_origin_server_addr(struct op_origin_server *s, struct sockaddr_storage *addr,
+                           uint32_t *gen);
+/* Start the active health checks (spec.check_path set) and the periodic
+ * re-resolution (a host name and resolve_interval_ms > 0) of <n> servers on
+ * <loop>, the main loop. 0 or OP_ENOMEM. */
+int op_origin_watch_start(struct op_origin_server *s, size_t n, uv_loop_t *loop);
+/* Stop them; the loop then runs until their handles are closed. */
+void op_origin_watch_stop(struct op_origin_server *s, size_t n);
+
+/* One worker's view of one origin server: its pool, limit, queue and
+ * circuit. */
+struct op_origin {
+    uv_loop_t *loop;                 /* borrowed: the worker's */
+    struct op_origin_server *server; /* borrowed: process-wide */
+    struct op_upstream *group;       /* borrowed: the site's origins on this worker */
+    const char *name;                /* borrowed: for logs */
+    uint32_t weight;
+    int64_t wrr_current; /* smooth weighted round robin state */
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
@@ -78,28 +130,47 @@ struct op_fetch_cbs {
     void (*on_drain)(void *owner);
 };
 
-void op_origin_init(struct op_origin *o, uv_loop_t *loop, const struct sockaddr_storage *addr,
-                    const char *name, struct op_metrics *metrics);
-/* Close the pooled connections and the queue timer; the struct may be freed
- * once the loop has run their close callbacks. No fetch may be queued. */
-void op_origin_close(struct op_origin *o);
+/* A site's origins on one worker. Requests go to the origins that are up
+ * (active checks pass, circuit closed), by smooth weighted round robin,
+ * preferring those below their concurrency limit. */
+struct op_upstream {
+    struct op_origin *origins; /* owned: n */
+    uint32_t n;
+};
 
-/* Is the origin at its concurrency limit, so that a new fetch would wait? */
+/* <servers>: the site's n servers. 0 or OP_ENOMEM. */
+int op_upstream_init(struct op_upstream *u, uv_loop_t *loop, struct op_origin_server *servers,
+                     size_t n, struct op_metrics *metrics);
+/* Close every origin's pooled connections and timers. No fetch may be
+ * queued. */
+void op_upstream_close(struct op_upstream *u);
+/* Free the origins, once the loop has run the close callbacks. */
+void op_upstream_fini(struct op_upstream *u);
+
+/* Would a new fetch wait (every usable origin is at its limit)? */
+bool op_upstream_saturated(const struct op_upstream *u);
+/* Would it be refused (every origin down, or its queue full)? */
+bool op_upstream_full(const struct op_upstream *u);
+/* Is every origin down (failing health checks or circuit open: do not wait
+ * for them)? */
+bool op_upstream_down(const struct op_upstream *u);
+
+/* Per origin, as above. */
 bool op_origin_saturated(const struct op_origin *o);
-/* Is its queue full too, or its circuit open, so that a new fetch would be
- * refused? */
 bool op_origin_full(const struct op_origin *o);
-/* Is its circuit open (it has been failing: do not wait for it)? */
 bool op_origin_down(const struct op_origin *o);
 
-/* Start a request. <head> is the serialized request head (copied). <head_only>:
- * the request is HEAD, so the response has no body. <retryable>: the request
- * may be sent again on a fresh connection if a reused one turns out dead before
- * any response byte (idempotent and bodiless). Returns the fetch or NULL
- * (OP_ENOMEM, or no socket). Beyond the origin's concurrency limit the
- * fetch waits in its queue first; callers check op_origin_full() before. */
-struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen, bool head_only,
-                                bool retryable, const struct op_fetch_cbs *cbs, void *owner);
+/* Start a request on one of <u>'s origins. <head> is the serialized request
+ * head (copied). <head_only>: the request is HEAD, so the response has no
+ * body. <retryable>: the request is idempotent and bodiless, so it may be
+ * sent again: on a fresh connection if a reused one turns out dead before any
+ * response byte, and once on another origin if the connection could not be
+ * made. Returns the fetch or NULL (OP_ENOMEM, no origin can take it, or no
+ * socket). Beyond the origin's concurrency limit the fetch waits in its queue
+ * first; callers check op_upstream_full() before. */
+struct op_fetch *op_fetch_start(struct op_upstream *u, const char *head, size_t hlen,
+                                bool head_only, bool retryable, const struct op_fetch_cbs *cbs,
+                                void *owner);
 /* Queue request body bytes (copied). 0 or OP_ENOMEM. */
 int op_fetch_send(struct op_fetch *f, const char *p, size_t len);
 /* Bytes queued and not yet written to the origin. */

@@ -21,7 +21,7 @@ struct op_flight_table;
 
 struct op_proxy_site {
     const struct op_conf_site *conf; /* borrowed: lives as long as the config */
-    struct op_origin origin;         /* this worker's pool for the site's origin */
+    struct op_upstream upstream;     /* this worker's pools for the site's origins */
 };
 
 struct op_proxy_ctx {

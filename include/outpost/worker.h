@@ -17,15 +17,16 @@
 struct op_worker; /* opaque */
 struct op_flight_table;
 struct op_access_log;
+struct op_origin_server;
 
 /* Make the worker and its listening socket (so a busy port fails here, on
- * the main thread). <origins> has one resolved address per conf site. Returns
- * 0, OP_EADDRINUSE, OP_EIO or OP_ENOMEM. <conf>, <store>, <flight>,
- * <origins> and <access> (NULL: no access log) are borrowed and must outlive
- * the worker. */
+ * the main thread). <servers> has one entry per origin of every conf site, in
+ * order (conf->sites[i].norigins each). Returns 0, OP_EADDRINUSE, OP_EIO or
+ * OP_ENOMEM. <conf>, <store>, <flight>, <servers> and <access> (NULL: no
+ * access log) are borrowed and must outlive the worker. */
 int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
                      struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
-                     const struct sockaddr_storage *origins, struct op_access_log *access,
+                     struct op_origin_server *servers, struct op_access_log *access,
                      struct op_worker **out);
 /* Start its thread. 0 or OP_ENOMEM. */
 int op_worker_start(struct op_worker *w);

@@ -1,6 +1,7 @@
 /* The config key tables and the typed setter they drive. */
 #include "outpost/conf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,8 @@ const struct op_conf_key op_conf_site_keys[] = {
     {"host", OP_CONF_STRING, SITE(host), "*", NULL, NULL, false,
      "Host header this site answers; \"*\" matches any host"},
     {"origin", OP_CONF_URL, SITE(origin), NULL, NULL, NULL, true,
-     "origin base URL, http://HOST[:PORT]"},
+     "origin base URL, http://HOST[:PORT]; several origins as a list (or separated by "
+     "commas), each optionally followed by weight=N"},
     {"host_header", OP_CONF_STRING, SITE(host_header), "", NULL, NULL, false,
      "Host sent to the origin; empty passes the client's Host through"},
     {"connect_timeout", OP_CONF_DURATION, SITE(connect_timeout_ms), "2s", "50ms", "60s", false,
@@ -98,6 +100,24 @@ const struct op_conf_key op_conf_site_keys[] = {
      "origin_fail_cooldown (stale copies or 503 at once); 0 = never"},
     {"origin_fail_cooldown", OP_CONF_DURATION, SITE(origin_fail_cooldown_ms), "5s", "100ms", "1h",
      false, "how long a failing origin is left alone before one request probes it"},
+    {"origin_resolve_interval", OP_CONF_DURATION, SITE(origin_resolve_interval_ms), "30s", "0ms",
+     "1d", false,
+     "origin host names are resolved again this often, off the event loops; a failed "
+     "resolution keeps the last good address (0 = never)"},
+    {"health_check_path", OP_CONF_STRING, SITE(health_check_path), "", NULL, NULL, false,
+     "path each origin is asked with GET every health_check_interval; a 2xx or 3xx is good, "
+     "anything else or no answer is bad; empty = no active checks"},
+    {"health_check_interval", OP_CONF_DURATION, SITE(health_check_interval_ms), "5s", "100ms", "1h",
+     false, "time between two health checks of one origin"},
+    {"health_check_timeout", OP_CONF_DURATION, SITE(health_check_timeout_ms), "2s", "50ms", "1m",
+     false, "time a health check may take, connect included"},
+    {"health_check_rise", OP_CONF_INT, SITE(health_check_rise), "2", "1", "100", false,
+     "good checks in a row that bring a down origin back"},
+    {"health_check_fall", OP_CONF_INT, SITE(health_check_fall), "2", "1", "100", false,
+     "bad checks in a row that take an origin out: no request is sent to it"},
+    {"error_page", OP_CONF_STRING, SITE(error_page), "", NULL, NULL, false,
+     "HTML file used for this site's error pages (at most 64k), with {status}, {reason}, "
+     "{detail}, {node} and {request_id} replaced; empty = the built-in page"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 
@@ -134,29 +154,44 @@ int op_conf_split_hostport(const char *s, char **host, uint16_t *port)
     return 0;
 }
 
-static int parse_url(struct op_conf_site *site, const char *v, char *err, size_t errlen)
+static void free_origins(struct op_conf_site *site)
+{
+    for (size_t i = 0; i < site->norigins; i++) {
+        free(site->origins[i].url);
+        free(site->origins[i].host);
+    }
+    free(site->origins);
+    site->origins = NULL;
+    site->norigins = 0;
+}
+
+/* One "http://HOST[:PORT]" into <o>. */
+static int parse_url(struct op_conf_origin *o, const char *v, size_t vlen, char *err, size_t errlen)
 {
     static const char http[] = "http://";
-    if (strncmp(v, "https://", 8) == 0) {
+    if (vlen >= 8 && strncmp(v, "https://", 8) == 0) {
         snprintf(err, errlen, "https origins are not supported yet; use http://");
         return OP_EINVAL;
     }
-    if (strncmp(v, http, sizeof(http) - 1) != 0) {
-        snprintf(err, errlen, "expected http://HOST[:PORT], got \"%s\"", v);
+    if (vlen < sizeof(http) - 1 || strncmp(v, http, sizeof(http) - 1) != 0) {
+        snprintf(err, errlen, "expected http://HOST[:PORT], got \"%.*s\"", (int)vlen, v);
         return OP_EINVAL;
     }
-    char *auth = strdup(v + sizeof(http) - 1);
-    if (auth == NULL)
+    o->url = strndup(v, vlen);
+    char *auth = strndup(v + sizeof(http) - 1, vlen - (sizeof(http) - 1));
+    if (auth == NULL || o->url == NULL) {
+        free(auth);
         return OP_ENOMEM;
+    }
     size_t alen = strlen(auth);
     if (alen > 0 && auth[alen - 1] == '/')
         auth[--alen] = '\0';
-    if (alen == 0 || strpbrk(auth, "/?#@ ") != NULL) {
-        snprintf(err, errlen, "expected http://HOST[:PORT] without a path, got \"%s\"", v);
+    if (alen == 0 || strpbrk(auth, "/?#@ \t") != NULL) {
+        snprintf(err, errlen, "expected http://HOST[:PORT] without a path, got \"%.*s\"", (int)vlen,
+                 v);
         free(auth);
         return OP_EINVAL;
     }
-    int rc;
     char *with_port = NULL;
     if (auth[alen - 1] == ']' || strrchr(auth, ':') == NULL) {
         size_t n = alen + 4;
@@ -167,15 +202,95 @@ static int parse_url(struct op_conf_site *site, const char *v, char *err, size_t
         }
         snprintf(with_port, n, "%s:80", auth);
     }
-    free(site->origin_host);
-    site->origin_host = NULL;
-    rc = op_conf_split_hostport(with_port ? with_port : auth, &site->origin_host,
-                                &site->origin_port);
+    int rc = op_conf_split_hostport(with_port ? with_port : auth, &o->host, &o->port);
     if (rc != 0)
-        snprintf(err, errlen, "bad host or port in origin \"%s\"", v);
+        snprintf(err, errlen, "bad host or port in origin \"%.*s\"", (int)vlen, v);
     free(with_port);
     free(auth);
     return rc;
+}
+
+/* "URL [weight=N], URL [weight=N], ..." into site->origins. */
+static int parse_origins(struct op_conf_site *site, const char *v, char *err, size_t errlen)
+{
+    free_origins(site);
+    site->origins = calloc(OP_CONF_MAX_ORIGINS, sizeof(*site->origins));
+    if (site->origins == NULL)
+        return OP_ENOMEM;
+    const char *p = v;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 0) {
+            snprintf(err, errlen, "empty origin in \"%s\"", v);
+            return OP_EINVAL;
+        }
+        if (site->norigins == OP_CONF_MAX_ORIGINS) {
+            snprintf(err, errlen, "at most %d origins per site", OP_CONF_MAX_ORIGINS);
+            return OP_EINVAL;
+        }
+        struct op_conf_origin *o = &site->origins[site->norigins++];
+        o->weight = 1;
+        const char *sp = memchr(p, ' ', len);
+        size_t ulen = sp ? (size_t)(sp - p) : len;
+        int rc = parse_url(o, p, ulen, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (sp != NULL) {
+            const char *w = sp;
+            while (*w == ' ')
+                w++;
+            static const char wk[] = "weight=";
+            size_t wlen = len - (size_t)(w - p);
+            uint64_t n;
+            if (wlen <= sizeof(wk) - 1 || strncmp(w, wk, sizeof(wk) - 1) != 0 ||
+                op_parse_u64(w + sizeof(wk) - 1, wlen - (sizeof(wk) - 1), &n) != 0 || n < 1 ||
+                n > 1000) {
+                snprintf(err, errlen,
+                         "expected \"URL\" or \"URL weight=N\" (N from 1 to 1000), "
+                         "got \"%.*s\"",
+                         (int)len, p);
+                return OP_EINVAL;
+            }
+            o->weight = (uint32_t)n;
+        }
+        if (end == NULL)
+            return 0;
+        p = end + 1;
+    }
+}
+
+/* The site's error page template, read once at load: bounded, text only. */
+static int load_error_page(struct op_conf_site *site, const char *path, char *err, size_t errlen)
+{
+    free(site->error_page_html);
+    site->error_page_html = NULL;
+    if (path[0] == '\0')
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        return OP_EINVAL;
+    }
+    char *buf = malloc(OP_CONF_MAX_ERROR_PAGE + 1);
+    size_t n = buf ? fread(buf, 1, OP_CONF_MAX_ERROR_PAGE + 1, f) : 0;
+    fclose(f);
+    if (buf == NULL)
+        return OP_ENOMEM;
+    if (n > OP_CONF_MAX_ERROR_PAGE || n == 0 || memchr(buf, '\0', n) != NULL) {
+        snprintf(err, errlen, "\"%s\" must be a text file of 1 byte to 64k", path);
+        free(buf);
+        return OP_EINVAL;
+    }
+    buf[n] = '\0';
+    site->error_page_html = buf;
+    return 0;
 }
 
 static int check_bounds(const struct op_conf_key *k, uint64_t v, char *err, size_t errlen)
@@ -246,10 +361,14 @@ static int set_key(void *base, struct op_conf_site *site, const struct op_conf_k
         break;
     }
     case OP_CONF_URL:
-        if ((rc = parse_url(site, value, err, errlen)) != 0)
+        if ((rc = parse_origins(site, value, err, errlen)) != 0)
             return rc;
         break;
-    case OP_CONF_STRING: break;
+    case OP_CONF_STRING:
+        if (site != NULL && k->off == SITE(error_page) &&
+            (rc = load_error_page(site, value, err, errlen)) != 0)
+            return rc;
+        break;
     }
     char *copy = strdup(value);
     if (copy == NULL)
@@ -313,6 +432,17 @@ int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
                            i);
             rc = OP_EINVAL;
         }
+        const char *path = conf->sites[i].health_check_path;
+        bool path_ok = path[0] == '\0' || (path[0] == '/' && strlen(path) < 1024);
+        for (const char *p = path; *p != '\0'; p++)
+            path_ok &= *p > 0x20 && *p < 0x7f;
+        if (!path_ok) {
+            op_buf_appendf(errors,
+                           "%s: sites[%zu]: health_check_path: expected a path starting with "
+                           "\"/\" (visible ASCII, under 1k), got \"%s\"\n",
+                           conf->path, i, path);
+            rc = OP_EINVAL;
+        }
         for (size_t j = 0; j < i; j++) {
             if (strcasecmp(conf->sites[i].host, conf->sites[j].host) == 0) {
                 op_buf_appendf(errors,
@@ -353,7 +483,8 @@ void op_conf_free(struct op_conf *conf)
         return;
     for (size_t i = 0; i < conf->nsites; i++) {
         free_fields(&conf->sites[i], op_conf_site_keys);
-        free(conf->sites[i].origin_host);
+        free_origins(&conf->sites[i]);
+        free(conf->sites[i].error_page_html);
     }
     free(conf->sites);
     free_fields(conf, op_conf_top_keys);

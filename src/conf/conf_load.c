@@ -27,6 +27,34 @@ static const char *scalar(const yaml_node_t *n)
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
+/* A list of scalars as one "a, b, c" value (the origin list); NULL after
+ * reporting an item that is not a single value. */
+static char *join_list(struct loader *l, yaml_node_t *seq, const char *name)
+{
+    struct op_buf out;
+    op_buf_init(&out, 1u << 20);
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(&l->doc, *it);
+        const char *v = scalar(item);
+        if (v == NULL || strchr(v, ',') != NULL) {
+            report(l, item, name, "expected one origin per list item");
+            op_buf_fini(&out);
+            return NULL;
+        }
+        if (op_buf_appendf(&out, "%s%s", out.len ? ", " : "", v) != 0) {
+            op_buf_fini(&out);
+            return NULL;
+        }
+    }
+    if (out.len == 0 || op_buf_append(&out, "", 1) != 0) {
+        report(l, seq, name, "expected at least one origin");
+        op_buf_fini(&out);
+        return NULL;
+    }
+    return out.data; /* the caller frees it */
+}
+
 /* Set every key of one mapping through op_conf_set; unknown keys are errors. */
 static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_site *site,
                          yaml_node_t *map, const char *prefix)
@@ -62,13 +90,21 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
             report(l, kn, name, "unknown key");
             continue;
         }
+        char *joined = NULL;
         const char *value = scalar(vn);
+        if (site != NULL && vn != NULL && vn->type == YAML_SEQUENCE_NODE &&
+            strcmp(key, "origin") == 0) {
+            if ((joined = join_list(l, vn, name)) == NULL)
+                continue; /* reported */
+            value = joined;
+        }
         if (value == NULL) {
             report(l, vn, name, "expected a single value");
             continue;
         }
         if (op_conf_set(conf, site, key, value, err, sizeof(err)) != 0)
             report(l, vn, name, err);
+        free(joined);
     }
     for (const struct op_conf_key *k = table; k->name != NULL; k++) {
         if (!k->required)

@@ -45,14 +45,15 @@ struct op_oconn {
     struct op_buf writing; /* bytes handed to uv_write, pinned until its callback */
     bool write_active;
     bool reused;
-    int busy; /* inside a parse loop: closing is deferred */
+    uint32_t gen; /* the origin's address generation it was opened to */
+    int busy;     /* inside a parse loop: closing is deferred */
     bool close_pending;
     int pending_closes;
 };
 
 static void conn_close(struct op_oconn *c);
 static void conn_flush(struct op_oconn *c);
-static void fetch_fail(struct op_fetch *f, int err);
+static void fetch_fail(struct op_fetch *f, int err, bool unsent);
 static void attach(struct op_fetch *f, struct op_oconn *c);
 
 static struct op_oconn *conn_new(struct op_origin *o);
@@ -69,9 +70,10 @@ static void on_timer(uv_timer_t *t)
     }
     op_log_debug("fetch", "origin %s: timeout in %s", c->origin->name, oconn_state_name[c->state]);
     struct op_fetch *f = c->fetch;
+    bool unsent = c->state == OC_CONNECTING;
     conn_close(c);
     if (f != NULL)
-        fetch_fail(f, OP_ETIMEOUT);
+        fetch_fail(f, OP_ETIMEOUT, unsent);
 }
 
 /* One state, one deadline: every transition re-arms the connection's timer. */
@@ -147,7 +149,33 @@ static void conn_release(struct op_oconn *c, bool reusable)
     o->nidle++;
 }
 
-static void fetch_fail(struct op_fetch *f, int err)
+/* The connection to f's origin could not be made, so nothing was sent: an
+ * idempotent request goes once to another origin that can take it. */
+static bool try_other_origin(struct op_fetch *f)
+{
+    if (!f->retryable || f->moved || f->got_byte)
+        return false;
+    struct op_origin *next = op_upstream__pick(f->origin->group, f->origin);
+    if (next == NULL)
+        return false;
+    op_log_info("fetch", "origin %s unreachable; trying %s", f->origin->name, next->name);
+    f->moved = true;
+    f->origin = next;
+    op_buf_reset(&f->out);
+    if (op_buf_append(&f->out, f->head.data, f->head.len) != 0)
+        return false;
+    if (!op_fetch__admit(f))
+        return true; /* waits in that origin's queue */
+    attach(f, NULL);
+    if (f->conn == NULL) {
+        fetch_fail(f, OP_ECONNECT, true); /* moved: it ends there */
+        return true;
+    }
+    return true;
+}
+
+/* <unsent>: the connection was never made, so no request byte left. */
+static void fetch_fail(struct op_fetch *f, int err, bool unsent)
 {
     if (err == OP_ECONNECT || (err == OP_ETIMEOUT && !f->got_head))
         op_fetch__health(f, false);
@@ -160,6 +188,8 @@ static void fetch_fail(struct op_fetch *f, int err)
         f->conn = NULL;
     }
     op_metric_inc(f->origin->metrics, origin_errors_total);
+    if (unsent && try_other_origin(f))
+        return;
     f->cbs->on_error(f->owner, err, f->got_head);
 }
 
@@ -216,7 +246,7 @@ static void parse_input(struct op_oconn *c)
             op_log_warn("fetch", "origin %s: bad response: %s", c->origin->name,
                         c->parser.err_reason ? c->parser.err_reason : "?");
             conn_close(c);
-            fetch_fail(f, OP_EORIGIN);
+            fetch_fail(f, OP_EORIGIN, false);
             break;
         }
         if (rc == 0)
@@ -264,7 +294,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == UV_ENOBUFS) {
         conn_close(c);
         if (f != NULL)
-            fetch_fail(f, OP_EORIGIN); /* response head over the limit */
+            fetch_fail(f, OP_EORIGIN, false); /* response head over the limit */
         return;
     }
     if (nread < 0) {
@@ -281,7 +311,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         conn_close(c);
         if (f != NULL)
-            fetch_fail(f, OP_ECLOSED);
+            fetch_fail(f, OP_ECLOSED, false);
         return;
     }
     op_buf_commit(&c->in, (size_t)nread);
@@ -308,7 +338,7 @@ static void on_write(uv_write_t *req, int status)
             return;
         conn_close(c);
         if (f != NULL)
-            fetch_fail(f, OP_ECLOSED);
+            fetch_fail(f, OP_ECLOSED, false);
         return;
     }
     if (f == NULL)
@@ -337,7 +367,7 @@ static void conn_flush(struct op_oconn *c)
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         conn_close(c);
-        fetch_fail(f, OP_ECLOSED);
+        fetch_fail(f, OP_ECLOSED, false);
         return;
     }
     c->write_active = true;
@@ -353,14 +383,14 @@ static void on_connect(uv_connect_t *req, int status)
         op_log_warn("fetch", "origin %s: connect: %s", c->origin->name, uv_strerror(status));
         conn_close(c);
         if (f != NULL)
-            fetch_fail(f, OP_ECONNECT);
+            fetch_fail(f, OP_ECONNECT, true);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
         if (f != NULL)
-            fetch_fail(f, OP_ECONNECT);
+            fetch_fail(f, OP_ECONNECT, true);
         return;
     }
     conn_set_state(c, OC_SEND, c->origin->first_byte_timeout_ms);
@@ -374,6 +404,8 @@ static struct op_oconn *conn_new(struct op_origin *o)
         return NULL;
     c->magic = OCONN_MAGIC;
     c->origin = o;
+    struct sockaddr_storage addr;
+    op_origin_server_addr(o->server, &addr, &c->gen);
     op_buf_init(&c->in, READ_MAX);
     op_buf_init(&c->writing, SIZE_MAX);
     op_http_msg_init(&c->resp, 256, READ_MAX);
@@ -381,7 +413,7 @@ static struct op_oconn *conn_new(struct op_origin *o)
     uv_timer_init(o->loop, &c->timer);
     c->tcp.data = c->timer.data = c->creq.data = c;
     c->state = OC_CONNECTING;
-    int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&o->addr, on_connect);
+    int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&addr, on_connect);
     if (rc != 0) {
         op_log_warn("fetch", "origin %s: connect: %s", o->name, uv_strerror(rc));
         close_handles(c);
@@ -404,11 +436,16 @@ static int parser_body(void *arg, const char *p, size_t len)
 static void attach(struct op_fetch *f, struct op_oconn *c)
 {
     struct op_origin *o = f->origin;
-    if (c == NULL && o->idle != NULL) {
+    uint32_t gen = atomic_load_explicit(&o->server->addr_gen, memory_order_relaxed);
+    while (c == NULL && o->idle != NULL) {
         c = o->idle;
         o->idle = c->next_idle;
         o->nidle--;
         c->next_idle = NULL;
+        if (c->gen != gen) {
+            conn_close(c); /* opened to an address the origin no longer has */
+            c = NULL;
+        }
     }
     if (c == NULL) {
         c = conn_new(o);
@@ -427,21 +464,6 @@ static void attach(struct op_fetch *f, struct op_oconn *c)
     conn_flush(c);
 }
 
-void op_origin_init(struct op_origin *o, uv_loop_t *loop, const struct sockaddr_storage *addr,
-                    const char *name, struct op_metrics *metrics)
-{
-    memset(o, 0, sizeof(*o));
-    o->loop = loop;
-    o->addr = *addr;
-    o->name = name;
-    o->metrics = metrics;
-    o->connect_timeout_ms = 2000;
-    o->first_byte_timeout_ms = 30000;
-    o->between_bytes_timeout_ms = 30000;
-    o->idle_max = 64;
-    op_fetch__queue_init(o);
-}
-
 void op_origin_close(struct op_origin *o)
 {
     o->closing = true;
@@ -450,9 +472,13 @@ void op_origin_close(struct op_origin *o)
         conn_close(o->idle);
 }
 
-struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hlen, bool head_only,
-                                bool retryable, const struct op_fetch_cbs *cbs, void *owner)
+struct op_fetch *op_fetch_start(struct op_upstream *u, const char *head, size_t hlen,
+                                bool head_only, bool retryable, const struct op_fetch_cbs *cbs,
+                                void *owner)
 {
+    struct op_origin *o = op_upstream__pick(u, NULL);
+    if (o == NULL)
+        return NULL;
     struct op_fetch *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return NULL;
@@ -472,6 +498,18 @@ struct op_fetch *op_fetch_start(struct op_origin *o, const char *head, size_t hl
     if (!op_fetch__admit(f))
         return f; /* waits in the origin's queue */
     attach(f, NULL);
+    if (f->conn == NULL && retryable) {
+        /* no socket to this one: once to another, as after a failed connect */
+        struct op_origin *next = op_upstream__pick(u, o);
+        if (next != NULL) {
+            op_fetch__release(f, OP_FETCH_NEUTRAL);
+            f->origin = next;
+            f->moved = true;
+            if (!op_fetch__admit(f))
+                return f;
+            attach(f, NULL);
+        }
+    }
     if (f->conn == NULL) {
         /* could not even open a socket: the caller treats NULL as a connect
          * failure */

@@ -15,6 +15,7 @@ struct op_fetch {
     struct op_buf head; /* owned: kept for one retry */
     struct op_buf out;  /* owned: request bytes not yet written */
     bool head_only, retryable, retried, got_head, got_byte, paused;
+    bool moved; /* already sent to a second origin after a failed connect */
     /* admission (fetch_limit.c) */
     bool admitted;                  /* holds one of the origin's slots */
     bool overloaded;                /* the origin said 503/429 or timed out */
@@ -30,6 +31,15 @@ enum op_fetch_outcome { OP_FETCH_OK, OP_FETCH_OVERLOADED, OP_FETCH_NEUTRAL };
 /* fetch_conn.c */
 /* Put an admitted fetch on a connection; false when no socket could be made. */
 bool op_fetch__run(struct op_fetch *f);
+
+/* Close an origin's pooled connections and its queue timer. */
+void op_origin_close(struct op_origin *o);
+
+/* fetch_upstream.c */
+/* An origin of <u> for a new request, other than <exclude>: among those up,
+ * below their limit if any is, else with room in their queue; NULL when none
+ * can take it. */
+struct op_origin *op_upstream__pick(struct op_upstream *u, const struct op_origin *exclude);
 
 /* fetch_limit.c */
 void op_fetch__queue_init(struct op_origin *o);

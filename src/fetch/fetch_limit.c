@@ -30,6 +30,8 @@ bool op_origin_saturated(const struct op_origin *o)
 
 bool op_origin_down(const struct op_origin *o)
 {
+    if (!atomic_load_explicit(&o->server->healthy, memory_order_relaxed))
+        return true; /* its active health checks fail */
     if (o->open_until_ms == 0)
         return false;
     return uv_now(o->loop) < o->open_until_ms || o->probing; /* half-open: one probe */

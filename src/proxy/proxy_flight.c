@@ -68,8 +68,9 @@ bool op_proxy__flight_start(struct op_client *c, const struct op_cc *req_cc)
         op_proxy__flight_timeout(c);
         return true;
     case OP_FLIGHT_LEADER: {
-        int prc = op_origin_full(&r->site->origin) ? OP_EFULL
-                                                   : op_proxy__publish(c, r->waiter.flight, true);
+        int prc = op_upstream_full(&r->site->upstream)
+                      ? OP_EFULL
+                      : op_proxy__publish(c, r->waiter.flight, true);
         if (prc != 0)
             op_flight_finish(r->waiter.flight, OP_FLIGHT_FAILED, prc);
         break;

@@ -256,6 +256,13 @@ const char *op_proxy__reason(int status);
 /* A complete short response with an HTML (or text) body naming the status,
  * the node and the request id; closes the connection afterwards when <close>. */
 void op_proxy__error(struct op_client *c, int status, const char *detail, bool close);
+
+/* proxy_error_page.c */
+/* Append <tmpl> (a site's error_page) with its {placeholders} replaced.
+ * 0 or OP_ENOMEM (out reached its limit). */
+int op_proxy__render_error_page(struct op_buf *out, const char *tmpl, int status,
+                                const char *detail, const char *node, const char *request_id);
+
 /* Start of a response head: status line, our Cache-Status and Via. */
 void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
                           const char *cache_status);

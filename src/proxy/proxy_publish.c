@@ -13,18 +13,18 @@
 
 struct op_pub {
     unsigned magic;
-    struct op_pub *prev, *next;        /* borrowed: ctx->pubs list */
-    struct op_proxy_ctx *ctx;          /* borrowed */
-    const struct op_conf_site *site;   /* borrowed */
-    struct op_proxy_site *site_origin; /* borrowed: the worker's pool for the site */
-    struct op_flight *flight;          /* ref */
-    struct op_fetch *fetch;            /* owned */
-    struct op_client *leader;          /* borrowed: the leading client while it waits */
-    struct op_buf key;                 /* owned: the flight's key */
-    struct op_headers req;             /* the leader's request fields (§3.5, Vary) */
-    bool conditional;                  /* our stored validators went to the origin */
-    bool had_stale;                    /* the leader held a stored copy */
-    struct op_headers stale_headers;   /* the stored copy being revalidated */
+    struct op_pub *prev, *next;      /* borrowed: ctx->pubs list */
+    struct op_proxy_ctx *ctx;        /* borrowed */
+    const struct op_conf_site *site; /* borrowed */
+    struct op_proxy_site *psite;     /* borrowed: the worker's pools for the site */
+    struct op_flight *flight;        /* ref */
+    struct op_fetch *fetch;          /* owned */
+    struct op_client *leader;        /* borrowed: the leading client while it waits */
+    struct op_buf key;               /* owned: the flight's key */
+    struct op_headers req;           /* the leader's request fields (§3.5, Vary) */
+    bool conditional;                /* our stored validators went to the origin */
+    bool had_stale;                  /* the leader held a stored copy */
+    struct op_headers stale_headers; /* the stored copy being revalidated */
     struct op_buf stale_body;
     struct op_cache_meta stale_meta;
     struct op_headers resp_headers; /* cleaned origin fields */
@@ -123,13 +123,13 @@ static void on_retry_timer(uv_timer_t *t)
 {
     struct op_pub *pub = t->data;
     OP_CHECK_OBJ(pub, PUB_MAGIC);
-    struct op_origin *o = &pub->site_origin->origin;
-    if (op_origin_full(o)) {
+    struct op_upstream *u = &pub->psite->upstream;
+    if (op_upstream_full(u)) {
         pub_end(pub, OP_FLIGHT_FAILED, OP_EFULL);
         return;
     }
     pub->start_ms = op_time_mono_ms();
-    pub->fetch = op_fetch_start(o, pub->head.data, pub->head.len, false, true, &pub_cbs, pub);
+    pub->fetch = op_fetch_start(u, pub->head.data, pub->head.len, false, true, &pub_cbs, pub);
     if (pub->fetch == NULL)
         pub_end(pub, OP_FLIGHT_FAILED, OP_ECONNECT);
 }
@@ -282,7 +282,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     pub->magic = PUB_MAGIC;
     pub->ctx = ctx;
     pub->site = r->site->conf;
-    pub->site_origin = r->site;
+    pub->psite = r->site;
     op_flight_ref(f);
     pub->flight = f;
     pub->next = ctx->pubs;
@@ -324,7 +324,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     pub->start_ms = op_time_mono_ms();
     if (rc == 0) {
         pub->fetch =
-            op_fetch_start(&r->site->origin, head.data, head.len, false, true, &pub_cbs, pub);
+            op_fetch_start(&r->site->upstream, head.data, head.len, false, true, &pub_cbs, pub);
         rc = pub->fetch != NULL ? 0 : OP_ENOMEM;
     }
     pub->head = head; /* kept for a retry */
@@ -357,7 +357,7 @@ void op_proxy__revalidate_in_background(struct op_client *c)
     op_flight_ref(f);
     op_flight_leave(&w);
     op_metric_inc(&ctx->metrics, cache_revalidations_total);
-    if (op_origin_full(&r->site->origin) || op_proxy__publish(c, f, false) != 0)
+    if (op_upstream_full(&r->site->upstream) || op_proxy__publish(c, f, false) != 0)
         op_flight_finish(f, OP_FLIGHT_FAILED, OP_ENOMEM);
     op_flight_unref(&f);
 }

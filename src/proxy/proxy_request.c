@@ -73,7 +73,7 @@ static bool is_unsafe(enum op_http_method m)
 void op_proxy__overloaded(struct op_client *c, const char *detail)
 {
     struct op_request *r = &c->r;
-    bool down = op_origin_down(&r->site->origin);
+    bool down = op_upstream_down(&r->site->upstream);
     if (op_proxy__serve_stale_on_error(c, 0, down ? "origin down" : "origin busy"))
         return;
     r->retry_after_s = (uint32_t)(r->site->conf->retry_after_ms / 1000);
@@ -85,7 +85,7 @@ void op_proxy__overloaded(struct op_client *c, const char *detail)
 void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
 {
     struct op_request *r = &c->r;
-    if (op_origin_full(&r->site->origin)) {
+    if (op_upstream_full(&r->site->upstream)) {
         op_proxy__overloaded(c, "the origin is at its limit and its queue is full or too slow");
         return;
     }
@@ -101,8 +101,9 @@ void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
     }
     c->rs = OP_RS_WAIT;
     r->origin_start_ms = op_time_mono_ms();
-    r->fetch = op_fetch_start(&r->site->origin, head.data, head.len, c->req.method == OP_HTTP_HEAD,
-                              is_idempotent(c->req.method) && !has_body, &fetch_cbs, c);
+    r->fetch =
+        op_fetch_start(&r->site->upstream, head.data, head.len, c->req.method == OP_HTTP_HEAD,
+                       is_idempotent(c->req.method) && !has_body, &fetch_cbs, c);
     op_buf_fini(&head);
     if (r->fetch == NULL) {
         op_metric_inc(&c->ctx->metrics, origin_errors_total);
@@ -178,9 +179,9 @@ void op_proxy__lookup(struct op_client *c)
         /* The origin is at its limit (the revalidation would only wait in
          * its queue) or its circuit is open: the stale copy goes out now
          * (where stale-if-error allows) and the revalidation runs behind it. */
-        const struct op_origin *o = &r->site->origin;
-        bool down = op_origin_down(o);
-        if ((down || op_origin_saturated(o)) && op_proxy__stale_on_error_ok(c)) {
+        const struct op_upstream *u = &r->site->upstream;
+        bool down = op_upstream_down(u);
+        if ((down || op_upstream_saturated(u)) && op_proxy__stale_on_error_ok(c)) {
             op_proxy__serve_stale(c, 0, down ? "origin down" : "origin busy");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);

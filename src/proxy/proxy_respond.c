@@ -169,19 +169,32 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
 {
     struct op_buf body, head;
     char cs[160];
-    op_buf_init(&body, 4096);
+    op_buf_init(&body, 1u << 20);
     op_buf_init(&head, 4096);
     bool html = wants_html(c);
     const char *name = c->ctx->conf->cache_name;
     unsigned long long rid = (unsigned long long)(c->r.id & OP_PROXY_ID_MASK);
-    if (html)
+    char rid_text[48];
+    snprintf(rid_text, sizeof(rid_text), "%u-%llu", c->ctx->worker_id, rid);
+    /* a request that failed before it was routed has no site: the built-in page */
+    const char *tmpl = c->r.site != NULL ? c->r.site->conf->error_page_html : NULL;
+    bool custom = html && tmpl != NULL;
+    if (custom && op_proxy__render_error_page(&body, tmpl, status, detail, name, rid_text) != 0) {
+        op_log_warn("proxy",
+                    "error page of site %s too large once filled in; using the built-in "
+                    "page",
+                    c->r.site->conf->host);
+        op_buf_reset(&body);
+        custom = false;
+    }
+    if (!custom && html)
         op_buf_appendf(&body,
                        "<!DOCTYPE html>\n<html><head><title>%d %s</title></head><body>\n"
                        "<h1>%d %s</h1>\n<p>%s</p>\n<p>node %s, worker %u, request %llu</p>\n"
                        "</body></html>\n",
                        status, op_proxy__reason(status), status, op_proxy__reason(status), detail,
                        name, c->ctx->worker_id, rid);
-    else
+    else if (!custom)
         op_buf_appendf(&body, "%d %s\n%s\nnode %s, worker %u, request %llu\n", status,
                        op_proxy__reason(status), detail, name, c->ctx->worker_id, rid);
     if (close)
@@ -190,7 +203,7 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
     op_proxy__head_begin(c, &head, status, cs);
     op_buf_appendf(&head, "Content-Type: %s\r\nCache-Control: no-store\r\n",
                    html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8");
-    op_buf_appendf(&head, "X-Request-Id: %u-%llu\r\n", c->ctx->worker_id, rid);
+    op_buf_appendf(&head, "X-Request-Id: %s\r\n", rid_text);
     if (c->r.retry_after_s > 0)
         op_buf_appendf(&head, "Retry-After: %u\r\n", c->r.retry_after_s);
     bool no_body = c->req.method == OP_HTTP_HEAD;

@@ -75,7 +75,7 @@ static void finish(struct op_worker *w)
     op_access_buf_fini(&w->ctx.access); /* every request has ended: its line is in */
     uv_close((uv_handle_t *)&w->async, NULL);
     for (size_t i = 0; i < w->ctx.nsites; i++)
-        op_origin_close(&w->sites[i].origin);
+        op_upstream_close(&w->sites[i].upstream);
 }
 
 static void on_drained(struct op_proxy_ctx *ctx)
@@ -114,7 +114,7 @@ static void *worker_main(void *arg)
 
 int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
                      struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
-                     const struct sockaddr_storage *origins, struct op_access_log *access,
+                     struct op_origin_server *servers, struct op_access_log *access,
                      struct op_worker **out)
 {
     struct op_worker *w = calloc(1, sizeof(*w));
@@ -169,18 +169,23 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
         return OP_ENOMEM;
     for (size_t i = 0; i < conf->nsites; i++) {
         const struct op_conf_site *s = &conf->sites[i];
-        struct op_origin *o = &w->sites[i].origin;
+        struct op_upstream *u = &w->sites[i].upstream;
         w->sites[i].conf = s;
-        op_origin_init(o, &w->loop, &origins[i], s->origin, &ctx->metrics);
-        o->connect_timeout_ms = s->connect_timeout_ms;
-        o->first_byte_timeout_ms = s->first_byte_timeout_ms;
-        o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
-        o->idle_max = (uint32_t)s->origin_idle_max;
-        o->max_conns = (uint32_t)s->origin_max_conns;
-        o->queue_max = (uint32_t)s->origin_queue;
-        o->queue_timeout_ms = s->origin_queue_timeout_ms;
-        o->fail_threshold = (uint32_t)s->origin_fail_threshold;
-        o->cooldown_ms = s->origin_fail_cooldown_ms;
+        if (op_upstream_init(u, &w->loop, servers, s->norigins, &ctx->metrics) != 0)
+            return OP_ENOMEM; /* the process exits */
+        servers += s->norigins;
+        for (uint32_t j = 0; j < u->n; j++) {
+            struct op_origin *o = &u->origins[j];
+            o->connect_timeout_ms = s->connect_timeout_ms;
+            o->first_byte_timeout_ms = s->first_byte_timeout_ms;
+            o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
+            o->idle_max = (uint32_t)s->origin_idle_max;
+            o->max_conns = (uint32_t)s->origin_max_conns;
+            o->queue_max = (uint32_t)s->origin_queue;
+            o->queue_timeout_ms = s->origin_queue_timeout_ms;
+            o->fail_threshold = (uint32_t)s->origin_fail_threshold;
+            o->cooldown_ms = s->origin_fail_cooldown_ms;
+        }
     }
     *out = w;
     return 0;
@@ -213,6 +218,8 @@ void op_worker_destroy(struct op_worker *w)
     if (uv_loop_close(&w->loop) != 0)
         op_log_warn("worker", "w%u: loop closed with handles open", w->id);
     op_mailbox_fini(&w->mailbox);
+    for (size_t i = 0; i < w->ctx.nsites; i++)
+        op_upstream_fini(&w->sites[i].upstream);
     free(w->sites);
     w->magic = 0;
     free(w);

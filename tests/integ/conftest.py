@@ -27,8 +27,9 @@ class Origin:
     """An HTTP/1.1 origin on loopback. `routes` maps a path to a function
     (handler) -> None that writes the response; every request is counted."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or free_port()
         self.routes = {}
         self.hits = {}
         self.lock = threading.Lock()
@@ -50,10 +51,14 @@ class Origin:
 
             do_HEAD = do_GET
 
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
+
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -85,7 +90,7 @@ class Outpost:
     on the quick-start flags."""
 
     def __init__(self, origin_port, cache_dir, port=None, extra=(), site=None, workers=2,
-                 top=None):
+                 top=None, wrap=()):
         self.port = port or free_port()
         self.cache_dir = cache_dir
         if site is None and top is not None:
@@ -101,11 +106,13 @@ class Outpost:
                         % (self.port, cache_dir, workers))
                 for k, v in (top or {}).items():
                     f.write("%s: %s\n" % (k, v))
-                f.write("sites:\n  - host: \"*\"\n    origin: http://127.0.0.1:%d\n"
-                        % origin_port)
+                f.write("sites:\n  - host: \"*\"\n")
+                if "origin" not in site:
+                    f.write("    origin: http://127.0.0.1:%d\n" % origin_port)
                 for k, v in site.items():
                     f.write("    %s: %s\n" % (k, v))
-            self.args = [OUTPOST, "-c", conf, *extra]
+            # wrap: a command that execs the node (same pid), e.g. unshare
+            self.args = [*wrap, OUTPOST, "-c", conf, *extra]
         self.proc = None
         self.log = []
 

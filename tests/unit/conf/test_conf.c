@@ -44,8 +44,8 @@ static void test_default_config_loads(void **state)
         fail_msg("%.*s", (int)errors.len, errors.data);
     assert_int_equal(c->listen_port, 8080);
     assert_int_equal(c->nsites, 1);
-    assert_string_equal(c->sites[0].origin_host, "127.0.0.1");
-    assert_int_equal(c->sites[0].origin_port, 8081);
+    assert_string_equal(c->sites[0].origins[0].host, "127.0.0.1");
+    assert_int_equal(c->sites[0].origins[0].port, 8081);
     assert_int_equal(c->sites[0].connect_timeout_ms, 2000);
     op_conf_free(c);
     op_buf_fini(&errors);
@@ -65,9 +65,9 @@ static void test_values_and_defaults(void **state)
     assert_int_equal(c->listen_port, 9000);
     assert_int_equal(c->cache_size, 2ull << 30);
     assert_int_equal(c->max_headers, 100);
-    assert_int_equal(c->sites[0].origin_port, 80);
+    assert_int_equal(c->sites[0].origins[0].port, 80);
     assert_string_equal(c->sites[1].host, "*");
-    assert_int_equal(c->sites[1].origin_port, 8000);
+    assert_int_equal(c->sites[1].origins[0].port, 8000);
     op_conf_free(c);
     op_buf_fini(&errors);
 }
@@ -112,6 +112,64 @@ static void test_structural_errors(void **state)
     op_buf_fini(&errors);
 }
 
+static void test_several_origins(void **state)
+{
+    (void)state;
+    struct op_buf errors;
+    op_buf_init(&errors, 65536);
+    struct op_conf *c = load("sites:\n"
+                             "  - host: a.test\n"
+                             "    origin:\n"
+                             "      - http://10.0.0.1:8000 weight=3\n"
+                             "      - http://[::1]:81/\n"
+                             "  - host: b.test\n"
+                             "    origin: http://b1.test,  http://b2.test:90 weight=1000\n",
+                             &errors);
+    if (c == NULL)
+        fail_msg("%.*s", (int)errors.len, errors.data);
+    assert_int_equal(c->sites[0].norigins, 2);
+    assert_string_equal(c->sites[0].origins[0].host, "10.0.0.1");
+    assert_int_equal(c->sites[0].origins[0].weight, 3);
+    assert_string_equal(c->sites[0].origins[1].host, "::1");
+    assert_int_equal(c->sites[0].origins[1].port, 81);
+    assert_int_equal(c->sites[0].origins[1].weight, 1);
+    assert_int_equal(c->sites[1].norigins, 2);
+    assert_string_equal(c->sites[1].origins[0].url, "http://b1.test");
+    assert_int_equal(c->sites[1].origins[0].port, 80);
+    assert_int_equal(c->sites[1].origins[1].weight, 1000);
+    op_conf_free(c);
+    op_buf_fini(&errors);
+}
+
+static void test_bad_origin_lists(void **state)
+{
+    (void)state;
+    struct op_buf errors;
+    op_buf_init(&errors, 65536);
+    assert_null(load("sites:\n"
+                     "  - host: a\n    origin: http://a, , http://b\n"
+                     "  - host: b\n    origin: http://a weight=0\n"
+                     "  - host: c\n    origin: http://a wait=2\n"
+                     "  - host: d\n    origin: [http://a, [x]]\n"
+                     "  - host: e\n    origin: []\n"
+                     "  - host: f\n    origin: http://a\n    health_check_path: health\n"
+                     "  - host: g\n    origin: http://a\n    error_page: /nonexistent/e.html\n",
+                     &errors));
+    const char *e = errors.data;
+    assert_non_null(strstr(e, "sites[0].origin: empty origin"));
+    assert_non_null(strstr(e, "sites[1].origin: expected \"URL\" or \"URL weight=N\""));
+    assert_non_null(strstr(e, "sites[2].origin: expected \"URL\" or \"URL weight=N\""));
+    assert_non_null(strstr(e, "sites[3].origin: expected one origin per list item"));
+    assert_non_null(strstr(e, "sites[4].origin: expected at least one origin"));
+    assert_non_null(strstr(e, "sites[6].error_page: cannot open \"/nonexistent/e.html\""));
+    op_buf_reset(&errors);
+    /* whole-config checks run once the keys parse */
+    assert_null(load("sites:\n  - origin: http://a\n    health_check_path: health\n", &errors));
+    op_buf_append(&errors, "", 1);
+    assert_non_null(strstr(errors.data, "health_check_path: expected a path starting with"));
+    op_buf_fini(&errors);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +177,8 @@ int main(void)
         cmocka_unit_test(test_values_and_defaults),
         cmocka_unit_test(test_every_error_has_its_position),
         cmocka_unit_test(test_structural_errors),
+        cmocka_unit_test(test_several_origins),
+        cmocka_unit_test(test_bad_origin_lists),
     };
     return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }
