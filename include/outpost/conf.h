@@ -46,6 +46,7 @@ struct op_conf_site {
     uint64_t origin_queue_timeout_ms;
     uint64_t origin_fail_threshold; /* failures in a row that open the circuit; 0 never */
     uint64_t origin_fail_cooldown_ms;
+    uint64_t origin_stall_timeout_ms;    /* stale copies go out past this silence; 0 off */
     uint64_t origin_resolve_interval_ms; /* re-resolve origin names this often; 0 never */
     char *health_check_path;             /* owned: "" = no active health checks */
     uint64_t health_check_interval_ms;

@@ -47,8 +47,12 @@ struct op_origin_server {
     struct op_origin_spec spec;
     pthread_mutex_t lock; /* guards addr */
     struct sockaddr_storage addr;
-    _Atomic uint32_t addr_gen;     /* bumped when addr changes: pooled connections retire */
-    _Atomic bool healthy;          /* the active checks' verdict; always true without them */
+    _Atomic uint32_t addr_gen; /* bumped when addr changes: pooled connections retire */
+    _Atomic bool healthy;      /* the active checks' verdict; always true without them */
+    /* Stall detection across workers: requests out to it, and since when no
+     * response head has come (op_time_mono_ms). */
+    _Atomic uint32_t inflight;
+    _Atomic uint64_t quiet_since_ms;
     struct op_origin_watch *watch; /* owned: main loop state, NULL when not watched */
 };
 
@@ -108,6 +112,9 @@ struct op_origin {
     uint64_t open_until_ms; /* 0: closed */
     bool probing;
     double rtt_ms; /* smoothed time to a good response head */
+    /* Stalled: requests are out (from any worker) and no response head has
+     * come for stall_ms (0: never). */
+    uint64_t stall_ms;
     uint32_t queued;
     struct op_fetch *queue_head, *queue_tail; /* borrowed: waiting fetches, oldest first */
     uv_timer_t queue_timer;                   /* starts queued fetches; their deadlines */
@@ -149,6 +156,9 @@ void op_upstream_fini(struct op_upstream *u);
 
 /* Would a new fetch wait (every usable origin is at its limit)? */
 bool op_upstream_saturated(const struct op_upstream *u);
+/* Is every origin that is up stalled (requests out, no response head for
+ * its stall_ms): a new request would only join the wait? */
+bool op_upstream_stalled(const struct op_upstream *u);
 /* Would it be refused (every origin down, or its queue full)? */
 bool op_upstream_full(const struct op_upstream *u);
 /* Is every origin down (failing health checks or circuit open: do not wait
@@ -159,6 +169,7 @@ bool op_upstream_down(const struct op_upstream *u);
 bool op_origin_saturated(const struct op_origin *o);
 bool op_origin_full(const struct op_origin *o);
 bool op_origin_down(const struct op_origin *o);
+bool op_origin_stalled(const struct op_origin *o);
 
 /* Start a request on one of <u>'s origins. <head> is the serialized request
  * head (copied). <head_only>: the request is HEAD, so the response has no

@@ -100,6 +100,12 @@ const struct op_conf_key op_conf_site_keys[] = {
      "origin_fail_cooldown (stale copies or 503 at once); 0 = never"},
     {"origin_fail_cooldown", OP_CONF_DURATION, SITE(origin_fail_cooldown_ms), "5s", "100ms", "1h",
      false, "how long a failing origin is left alone before one request probes it"},
+    {"origin_stall_timeout", OP_CONF_DURATION, SITE(origin_stall_timeout_ms), "1s", "0ms", "10m",
+     false,
+     "a request holding a stale copy it may serve on error (stale-if-error) waits at most this "
+     "long for the origin, then gets the copy while the fetch goes on to refresh the store; and "
+     "while an origin has requests out and has sent no response head for this long, such "
+     "requests get their copy at once (0 = wait for the origin's own timeouts)"},
     {"origin_resolve_interval", OP_CONF_DURATION, SITE(origin_resolve_interval_ms), "30s", "0ms",
      "1d", false,
      "origin host names are resolved again this often, off the event loops; a failed "

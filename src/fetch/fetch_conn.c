@@ -257,6 +257,7 @@ static void parse_input(struct op_oconn *c)
                 f->got_head = true;
                 conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
                 op_fetch__health(f, true);
+                op_fetch__answered(f);
                 if (c->resp.status == 503 || c->resp.status == 429)
                     op_fetch__signal(f, OP_FETCH_OVERLOADED); /* it sheds load: back off */
                 else

@@ -50,6 +50,8 @@ bool op_fetch__admit(struct op_fetch *f);
 /* The origin showed <outcome> for this fetch (at its response head, or at
  * its end): it adjusts the limit. */
 void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome);
+/* A response head came: the origin is not stalled. */
+void op_fetch__answered(struct op_fetch *f);
 /* Passive health: the origin answered (<ok>), or a connect failed or timed
  * out. */
 void op_fetch__health(struct op_fetch *f, bool ok);

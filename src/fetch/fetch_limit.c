@@ -37,6 +37,27 @@ bool op_origin_down(const struct op_origin *o)
     return uv_now(o->loop) < o->open_until_ms || o->probing; /* half-open: one probe */
 }
 
+bool op_origin_stalled(const struct op_origin *o)
+{
+    struct op_origin_server *s = o->server;
+    if (o->stall_ms == 0 || atomic_load_explicit(&s->inflight, memory_order_relaxed) == 0)
+        return false;
+    uint64_t since = atomic_load_explicit(&s->quiet_since_ms, memory_order_relaxed);
+    uint64_t now = op_time_mono_ms();
+    return now > since && now - since >= o->stall_ms;
+}
+
+/* A slot is taken: after a time with nothing out, the silence starts now. */
+static void take_slot(struct op_fetch *f, uint64_t now)
+{
+    struct op_origin *o = f->origin;
+    if (atomic_fetch_add_explicit(&o->server->inflight, 1, memory_order_relaxed) == 0)
+        atomic_store_explicit(&o->server->quiet_since_ms, op_time_mono_ms(), memory_order_relaxed);
+    o->inflight++;
+    f->admitted = true;
+    f->started_ms = now;
+}
+
 bool op_origin_full(const struct op_origin *o)
 {
     return op_origin_down(o) || (op_origin_saturated(o) && o->queued >= o->queue_max);
@@ -127,9 +148,7 @@ bool op_fetch__admit(struct op_fetch *f)
         f->probe = true;
     }
     if (!op_origin_saturated(o) || f->probe) {
-        o->inflight++;
-        f->admitted = true;
-        f->started_ms = uv_now(o->loop);
+        take_slot(f, uv_now(o->loop));
         return true;
     }
     f->queued = true;
@@ -144,6 +163,12 @@ bool op_fetch__admit(struct op_fetch *f)
     op_metric_inc(o->metrics, origin_queued_total);
     reschedule(o);
     return false;
+}
+
+void op_fetch__answered(struct op_fetch *f)
+{
+    atomic_store_explicit(&f->origin->server->quiet_since_ms, op_time_mono_ms(),
+                          memory_order_relaxed);
 }
 
 void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
@@ -191,6 +216,7 @@ void op_fetch__release(struct op_fetch *f, enum op_fetch_outcome outcome)
     f->admitted = false;
     bool was_limited = o->inflight >= limit_now(o);
     o->inflight--;
+    atomic_fetch_sub_explicit(&o->server->inflight, 1, memory_order_relaxed);
     op_fetch__signal(f, outcome);
     /* Grow only when the limit was what held requests back. Until the first
      * sign of trouble (and long after the last) it doubles per round trip
@@ -212,9 +238,7 @@ static void on_queue_timer(uv_timer_t *t)
     while (o->queue_head != NULL && o->inflight < limit_now(o) && !holding(o)) {
         struct op_fetch *f = o->queue_head;
         unqueue(f);
-        o->inflight++;
-        f->admitted = true;
-        f->started_ms = now;
+        take_slot(f, now);
         if (!op_fetch__run(f)) {
             op_fetch__release(f, OP_FETCH_NEUTRAL);
             f->cbs->on_error(f->owner, OP_ECONNECT, false); /* may abort f */

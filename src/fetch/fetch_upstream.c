@@ -51,6 +51,20 @@ bool op_upstream_saturated(const struct op_upstream *u)
     return true;
 }
 
+bool op_upstream_stalled(const struct op_upstream *u)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < u->n; i++) {
+        const struct op_origin *o = &u->origins[i];
+        if (op_origin_down(o))
+            continue;
+        if (!op_origin_stalled(o))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
 bool op_upstream_full(const struct op_upstream *u)
 {
     for (uint32_t i = 0; i < u->n; i++)

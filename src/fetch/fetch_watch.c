@@ -51,6 +51,8 @@ int op_origin_server_init(struct op_origin_server *s, const struct op_origin_spe
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->addr_gen, 0);
     atomic_init(&s->healthy, true);
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->quiet_since_ms, 0);
     if (op_net_resolve(spec->host, spec->port, &s->addr) != 0) {
         op_log_error("fetch", "origin %s: cannot resolve %s", spec->name, spec->host);
         pthread_mutex_destroy(&s->lock);

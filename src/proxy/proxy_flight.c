@@ -81,7 +81,13 @@ bool op_proxy__flight_start(struct op_client *c, const struct op_cc *req_cc)
         break;
     }
     c->rs = OP_RS_WAIT;
-    r->flight_deadline_ms = now + site->coalesce_timeout_ms;
+    /* with a stale copy to fall back on, wait no longer than a stall: the
+     * fetch goes on and refreshes the store */
+    uint64_t wait = site->coalesce_timeout_ms;
+    if (site->origin_stall_timeout_ms > 0 && site->origin_stall_timeout_ms < wait &&
+        op_proxy__stale_on_error_ok(c))
+        wait = site->origin_stall_timeout_ms;
+    r->flight_deadline_ms = now + wait;
     advance(c); /* a late joiner may find the head, or the end, already there */
     return true;
 }

@@ -177,12 +177,17 @@ void op_proxy__lookup(struct op_client *c)
             return;
         }
         /* The origin is at its limit (the revalidation would only wait in
-         * its queue) or its circuit is open: the stale copy goes out now
-         * (where stale-if-error allows) and the revalidation runs behind it. */
+         * its queue), its circuit is open or it has stalled: the stale copy
+         * goes out now (where stale-if-error allows) and the revalidation
+         * runs behind it. */
         const struct op_upstream *u = &r->site->upstream;
         bool down = op_upstream_down(u);
-        if ((down || op_upstream_saturated(u)) && op_proxy__stale_on_error_ok(c)) {
-            op_proxy__serve_stale(c, 0, down ? "origin down" : "origin busy");
+        bool stalled = !down && op_upstream_stalled(u);
+        if ((down || stalled || op_upstream_saturated(u)) && op_proxy__stale_on_error_ok(c)) {
+            op_proxy__serve_stale(c, 0,
+                                  down      ? "origin down"
+                                  : stalled ? "origin stalled"
+                                            : "origin busy");
             op_proxy__revalidate_in_background(c);
             op_proxy__step(c);
             return;

@@ -185,6 +185,7 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
             o->queue_timeout_ms = s->origin_queue_timeout_ms;
             o->fail_threshold = (uint32_t)s->origin_fail_threshold;
             o->cooldown_ms = s->origin_fail_cooldown_ms;
+            o->stall_ms = s->origin_stall_timeout_ms;
         }
     }
     *out = w;

@@ -8,7 +8,8 @@ nginx runs with proxy_cache_use_stale ... updating and background update and
 Varnish with grace, so both serve stale while they revalidate; Outpost runs
 with the equivalent site setting, stale_while_revalidate: 1d (--swr; its
 default is 0s, RFC 9111's revalidate-before-reuse: stale-if-error then covers
-refusals and 503s at once, and a hanging origin after first_byte_timeout).
+refusals and 503s at once, and a hanging origin after origin_stall_timeout,
+1s, at most).
     tools/bench stale [--seconds 5] [--swr 1d|0s] [--rounds 3]"""
 import asyncio
 import random
