@@ -4,38 +4,44 @@ clients wait. For an uncacheable answer, the first herd cannot be shared (it is
 private), so what matters is that later herds are not serialized behind one
 another: total time / origin delay, cold and after a first request. Each
 cacheable herd runs again on the warm key: those are all hits, so its
-latency is the client's own floor for n requests at once (asyncio in one
-process), to subtract when reading the cold figures.
+latency is the floor for n requests at once, to subtract when reading the cold
+figures; "uncacheable, direct" sends the herd to the origin itself, the floor
+for the uncacheable rows. The client is herdclient.c (epoll; each latency from
+its own write to its last byte).
     tools/bench herd [--clients 200,1000] [--delay 200] [--rounds 3]"""
-import asyncio
+import os
+import subprocess
 import time
 
-from .common import CACHES, Caches, ScriptedOrigin, fetch_on, percentile
+from .common import CACHES, TOP, Caches, ScriptedOrigin, percentile
 
 
-async def one_herd(port, path, n):
-    conns = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-                                   for _ in range(n)))
-    start = time.monotonic()
-    results = await asyncio.gather(*(fetch_on(r, w, path) for r, w in conns))
-    total = time.monotonic() - start
-    for _, w in conns:
-        w.close()
-    return results, total
+def herd_client():
+    """The C client (herdclient.c), built on first use."""
+    src = os.path.join(TOP, "tools", "benchlib", "herdclient.c")
+    exe = os.path.join(TOP, "build", "herdclient")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True)
+    return exe
 
 
-def run_herd(caches, origin, name, path, n):
+def run_herd(caches, origin, name, path, n, port=None):
     origin.reset()
-    results, total = asyncio.run(one_herd(caches.ports[name], path, n))
-    times = [t * 1000 for s, t in results if s == 200]
+    out = subprocess.run([herd_client(), str(port or caches.ports[name]), path, str(n)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    lines = out.splitlines()
+    total = float(lines[0].split()[1])
+    results = [(int(s), float(ms)) for s, ms in (line.split() for line in lines[1:])]
+    times = [ms for s, ms in results if s == 200]
     return {"origin": origin.stats()["requests"], "ok": len(times),
             "errors": n - len(times), "p50": percentile(times, 50),
-            "p99": percentile(times, 99), "total": total * 1000}
+            "p99": percentile(times, 99), "max": max(ms for _, ms in results),
+            "total": total}
 
 
 def main(args):
     origin = ScriptedOrigin(args.delay)
-    caches = Caches(args.workers, origin.port).start()
+    caches = Caches(args.workers, origin.port).start(args.outpost_site)
     rows = []
     try:
         for rnd in range(args.rounds):
@@ -59,6 +65,11 @@ def main(args):
                     r = run_herd(caches, origin, name, path, n)  # the URL is known now
                     rows.append(("uncacheable, known", n, name, rnd, r))
                     report("uncacheable, known", n, name, rnd, r)
+                # no cache at all: the origin's own floor for n at once
+                r = run_herd(caches, origin, "direct", "/private/direct-%d-%d" % (n, rnd), n,
+                             port=origin.port)
+                rows.append(("uncacheable, direct", n, "origin", rnd, r))
+                report("uncacheable, direct", n, "origin", rnd, r)
     finally:
         caches.stop()
         origin.stop()
@@ -68,9 +79,10 @@ def main(args):
           "| total ms | total / delay |")
     print("|---|---|---|---|---|---|---|---|---|")
     import statistics
-    for kind in ("cacheable", "cacheable, warm", "uncacheable, cold", "uncacheable, known"):
+    for kind in ("cacheable", "cacheable, warm", "uncacheable, cold", "uncacheable, known",
+                 "uncacheable, direct"):
         for n in args.clients:
-            for name in CACHES:
+            for name in (("origin",) if kind.endswith("direct") else CACHES):
                 rs = [r for k, c, nm, _, r in rows if k == kind and c == n and nm == name]
                 med = {f: statistics.median(r[f] for r in rs)
                        for f in ("origin", "errors", "p50", "p99", "total")}

@@ -75,7 +75,7 @@ def main(args):
     origin = None
     try:
         caches.origin, origin = start_origin(caches.dir, sizes)
-        caches.start()
+        caches.start(args.outpost_site)
         warm(caches, sizes)
         results = {}
         for rnd in range(args.rounds):

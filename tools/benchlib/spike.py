@@ -86,7 +86,7 @@ def warm(caches, name, prefix):
 
 def main(args):
     origin = ScriptedOrigin()
-    caches = Caches(args.workers, origin.port).start()
+    caches = Caches(args.workers, origin.port).start(args.outpost_site)
     script = os.path.join(caches.dir, "spike.lua")
     with open(script, "w") as f:
         f.write(LUA)

@@ -50,7 +50,7 @@ def warm(caches, name, prefix):
 
 def main(args):
     origin = ScriptedOrigin()
-    caches = Caches(args.workers, origin.port).start({"stale_while_revalidate": args.swr})
+    caches = Caches(args.workers, origin.port).start(dict(args.outpost_site, stale_while_revalidate=args.swr))
     rows = []
     try:
         for rnd in range(args.rounds):
