@@ -67,8 +67,9 @@ const struct op_conf_key op_conf_site_keys[] = {
      false, "time allowed for the origin's response head after the request was sent"},
     {"between_bytes_timeout", OP_CONF_DURATION, SITE(between_bytes_timeout_ms), "30s", "50ms",
      "10m", false, "time allowed between two reads of an origin response"},
-    {"origin_idle_max", OP_CONF_INT, SITE(origin_idle_max), "64", "0", "10000", false,
-     "idle keep-alive origin connections kept per worker"},
+    {"origin_idle_max", OP_CONF_INT, SITE(origin_idle_max), "1024", "0", "100000", false,
+     "idle keep-alive connections kept per worker and origin, so that a burst finds them "
+     "open (an idle one holds no buffers; unused for 30 s, or closed by the origin, it goes)"},
     {"stale_if_error", OP_CONF_DURATION, SITE(stale_if_error_ms), "1d", "0ms", "30d", false,
      "serve a stale copy this long past expiry when the origin fails and the response "
      "names no stale-if-error of its own"},

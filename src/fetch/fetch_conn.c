@@ -143,6 +143,13 @@ static void conn_release(struct op_oconn *c, bool reusable)
         return;
     }
     conn_set_state(c, OC_IDLE, 30000);
+    /* an idle connection keeps no buffers: a pool of hundreds costs little */
+    op_buf_fini(&c->in);
+    op_buf_init(&c->in, READ_MAX);
+    op_buf_fini(&c->writing);
+    op_buf_init(&c->writing, SIZE_MAX);
+    op_http_msg_fini(&c->resp);
+    op_http_msg_init(&c->resp, 256, READ_MAX);
     c->reused = true;
     c->next_idle = o->idle;
     o->idle = c;
