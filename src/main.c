@@ -4,6 +4,7 @@
  * 2 bad usage; 3 cannot listen (address in use or not allowed); 4 cannot open
  * the cache; 5 other start-up failure (resolving an origin, threads, memory).
  */
+#include "outpost/admin.h"
 #include "outpost/conf.h"
 #include "outpost/fetch.h"
 #include "outpost/flight.h"
@@ -129,14 +130,24 @@ static void origins_free(struct op_origin_server *s, size_t n)
     free(s);
 }
 
+static void sum_metrics(void *arg, struct op_metrics *sum);
+
 struct runtime {
     struct op_worker **workers;
     unsigned nworkers;
     struct op_origin_server *origins;
     size_t norigins;
+    struct op_admin *admin;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
+
+static void sum_metrics(void *arg, struct op_metrics *sum)
+{
+    struct runtime *rt = arg;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        op_worker_add_metrics(rt->workers[i], sum);
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -148,6 +159,7 @@ static void on_signal(uv_signal_t *h, int signum)
     for (unsigned i = 0; i < rt->nworkers; i++)
         op_worker_stop(rt->workers[i]);
     op_origin_watch_stop(rt->origins, rt->norigins);
+    op_admin_stop(rt->admin);
     uv_close((uv_handle_t *)&rt->sigterm, NULL);
     uv_close((uv_handle_t *)&rt->sigint, NULL);
 }
@@ -166,9 +178,6 @@ static int run(struct op_conf *conf)
     struct op_origin_server *origins = origins_create(conf, &norigins);
     if (origins == NULL)
         return EXIT_START;
-    if (conf->admin_socket[0] != '\0')
-        op_log_warn("main", "admin_socket %s: the admin API is not served by this build yet",
-                    conf->admin_socket);
 
     struct op_access_log *access = NULL;
     if (conf->access_log[0] != '\0' && op_access_log_open(conf->access_log, &access) != 0) {
@@ -194,11 +203,29 @@ static int run(struct op_conf *conf)
         origins_free(origins, norigins);
         return EXIT_START;
     }
+    /* the admin socket before the workers: a node already answering on it
+     * stops this one before anything else has started */
+    uv_loop_t *loop = uv_default_loop();
+    int code = 0;
+    if (conf->admin_socket[0] != '\0') {
+        struct op_admin_config acfg = {.loop = loop,
+                                       .path = conf->admin_socket,
+                                       .group = conf->admin_group,
+                                       .node = conf->cache_name,
+                                       .store = store,
+                                       .metrics = sum_metrics,
+                                       .arg = &rt};
+        int arc = op_admin_start(&acfg, &rt.admin);
+        if (arc != 0) {
+            op_log_error("main", "cannot serve the admin socket %s: %s", conf->admin_socket,
+                         op_err_msg(arc));
+            code = arc == OP_EADDRINUSE ? EXIT_LISTEN : EXIT_START;
+        }
+    }
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
     rt.origins = origins;
     rt.norigins = norigins;
-    int code = 0;
-    for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++) {
+    for (unsigned i = 0; code == 0 && rt.workers != NULL && i < rt.nworkers; i++) {
         int rc =
             op_worker_create(i, conf, store, flight, &listen_addr, origins, access, &rt.workers[i]);
         if (rc != 0) {
@@ -211,7 +238,10 @@ static int run(struct op_conf *conf)
         code = EXIT_START;
     if (code != 0) {
         /* nothing has started: exit without unwinding half-made workers */
+        op_admin_stop(rt.admin);
+        uv_run(loop, UV_RUN_DEFAULT); /* the admin's close callbacks */
         op_store_close(store);
+        op_admin_free(rt.admin);
         op_flight_table_destroy(flight);
         op_access_log_close(access);
         free(rt.workers);
@@ -224,7 +254,6 @@ static int run(struct op_conf *conf)
             exit(EXIT_START);
         }
     }
-    uv_loop_t *loop = uv_default_loop();
     if (op_origin_watch_start(origins, norigins, loop) != 0) {
         op_log_error("main", "cannot start the origin health checks: out of memory");
         exit(EXIT_START);
@@ -241,6 +270,7 @@ static int run(struct op_conf *conf)
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_join(rt.workers[i]);
     op_store_close(store); /* finishes queued writes; acks wait in the mailboxes */
+    op_admin_free(rt.admin);
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_destroy(rt.workers[i]);
     op_flight_table_destroy(flight);

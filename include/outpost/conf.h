@@ -67,6 +67,7 @@ struct op_conf {
     uint64_t cache_size;
     uint64_t max_object_size;
     char *admin_socket; /* owned: "" = none */
+    char *admin_group;  /* owned: "" = none */
     char *access_log;   /* owned: "" = none */
     char *cache_name;   /* owned: the Cache-Status identifier */
     char *log_level;    /* owned */

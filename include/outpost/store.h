@@ -60,16 +60,52 @@ void op_store_reader_end(struct op_store_reader *r);
 
 /* Queue an object for storing. Everything is copied; the caller keeps its
  * buffers. <vary> are the response's Vary names (op_cache_vary_names) and
- * <req> the request headers that select the variant. Returns 0, OP_ETOOBIG
- * (body over max_object_size) or OP_ENOMEM. */
+ * <req> the request headers that select the variant. <purge_seq> is
+ * op_store_purge_seq() from when its fetch began: a purge given since that
+ * covers it drops it (the response may predate the purge). Its Surrogate-Key
+ * and Cache-Tag headers are indexed for tag purges. Returns 0 (also when
+ * dropped), OP_ETOOBIG (body over max_object_size) or OP_ENOMEM. */
 int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
                  size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,
-                 const char *headers, size_t hlen, const char *body, uint64_t blen);
+                 const char *headers, size_t hlen, const char *body, uint64_t blen,
+                 uint64_t purge_seq);
 
 /* Queue removal of every variant of <primary>. When it is committed, <done> is
  * posted to <reply> (both may be NULL). <done> stays the caller's. */
 int op_store_invalidate(struct op_store *s, const char *primary, size_t plen,
                         struct op_mailbox *reply, struct op_msg *done);
+
+/* ---- purges ----------------------------------------------------------------
+ * A purge gets its sequence number when it is queued and is acknowledged only
+ * once committed to LMDB and synced, with a record in the purge log: a purged
+ * object is never served again, also after kill -9 and a restart. Pending
+ * PUTs it covers are hidden at once. A soft purge marks the objects stale
+ * instead of removing them, so stale-if-error and stale-while-revalidate
+ * still protect the origin. Large purges commit in chunks; lookups never
+ * wait for them. */
+enum op_purge_kind {
+    OP_PURGE_URL,    /* every variant of one primary key */
+    OP_PURGE_PREFIX, /* primary keys starting with the pattern */
+    OP_PURGE_TAG,    /* objects whose Surrogate-Key or Cache-Tag names it */
+    OP_PURGE_HOST,   /* one host's objects, any port; "*" is everything */
+};
+
+struct op_purge_done {
+    struct op_msg msg; /* posted to the reply mailbox once committed */
+    uint64_t seq;      /* the purge's sequence number */
+    uint64_t count;    /* objects removed (or marked stale) */
+    int rc;            /* 0, or OP_ESTORE */
+};
+
+/* Queue a purge. <pattern> is copied. <done> stays the caller's and is
+ * filled in before its msg is posted to <reply>. 0, OP_EINVAL (empty or over
+ * 4k) or OP_ENOMEM. */
+int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern,
+                   size_t len, struct op_mailbox *reply, struct op_purge_done *done);
+/* The newest purge given (any thread): for op_store_put. */
+uint64_t op_store_purge_seq(struct op_store *s);
+/* The newest purge committed: "applied up to N". */
+uint64_t op_store_purge_applied(struct op_store *s);
 
 struct op_store_stats {
     uint64_t objects;
@@ -78,6 +114,9 @@ struct op_store_stats {
     uint64_t evictions;
     uint64_t commits;
     uint64_t put_failures;
+    uint64_t puts_dropped; /* fetched before a purge that covers them */
+    uint64_t purges;
+    uint64_t purged; /* objects removed or marked stale by purges */
 };
 /* A snapshot (any thread; the writer updates these under its lock). */
 void op_store_stats(struct op_store *s, struct op_store_stats *out);

@@ -22,7 +22,10 @@ const struct op_conf_key op_conf_top_keys[] = {
     {"max_object_size", OP_CONF_SIZE, TOP(max_object_size), "16m", "1k", "1g", false,
      "largest response body stored; larger ones are streamed and not stored"},
     {"admin_socket", OP_CONF_STRING, TOP(admin_socket), "", NULL, NULL, false,
-     "path of the admin Unix socket; empty = no admin socket"},
+     "path of the admin Unix socket (created mode 0600); empty = no admin socket"},
+    {"admin_group", OP_CONF_STRING, TOP(admin_group), "", NULL, NULL, false,
+     "a group whose members may use the admin socket too (root and the node's own user "
+     "always may); empty = none"},
     {"access_log", OP_CONF_STRING, TOP(access_log), "", NULL, NULL, false,
      "file the access log is appended to (one line per request, written off the event "
      "loops); empty = none"},

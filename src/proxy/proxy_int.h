@@ -56,6 +56,7 @@ struct op_request {
     struct op_fetch *fetch; /* owned: freed with op_fetch_abort */
     int64_t request_time;
     uint64_t t_start_ms;
+    uint64_t purge_seq; /* the newest purge when it looked in the store */
     /* the stale object being revalidated, copied out of the store */
     bool have_stale;
     bool conditional; /* our validators went to the origin */
@@ -199,10 +200,12 @@ bool op_proxy__origin_error_status(int status);
 /* RFC 9110 §6.6.1: a recipient with a clock adds the Date a response lacks. */
 void op_proxy__ensure_date(struct op_headers *h);
 /* Hand a response to the store writer (Age is never stored; Vary comes from
- * <headers>). Returns whether it was queued. */
+ * <headers>). <purge_seq>: op_store_purge_seq() before the lookup that led to
+ * this fetch; a purge since then that covers it drops it. Returns whether it
+ * was queued. */
 bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
                      const struct op_headers *req, const struct op_cache_meta *meta,
-                     struct op_headers *headers, const struct op_buf *body);
+                     struct op_headers *headers, const struct op_buf *body, uint64_t purge_seq);
 
 /* May this complete origin response (to a GET) be stored? Fills <meta>;
  * returns NULL when it may, else the reason: the RFC 9111 one, or "too large"
@@ -220,7 +223,8 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
                                         const struct op_headers *req, int status,
                                         int64_t request_time, struct op_headers *stored,
                                         const struct op_headers *fresh, const struct op_buf *body,
-                                        struct op_cache_meta *meta, bool *queued);
+                                        struct op_cache_meta *meta, uint64_t purge_seq,
+                                        bool *queued);
 
 /* proxy_publish.c */
 struct op_pub;

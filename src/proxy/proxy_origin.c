@@ -117,7 +117,7 @@ void op_proxy__ensure_date(struct op_headers *h)
 
 bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
                      const struct op_headers *req, const struct op_cache_meta *meta,
-                     struct op_headers *headers, const struct op_buf *body)
+                     struct op_headers *headers, const struct op_buf *body, uint64_t purge_seq)
 {
     /* the stored copy never keeps Age: it is computed when served */
     op_headers_remove_all(headers, "age");
@@ -128,7 +128,7 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
                   op_headers_serialize(headers, &block) == 0 &&
                   op_store_put(ctx->store, key->data, key->len, vary.data ? vary.data : "",
                                vary.len, req, meta, block.data ? block.data : "", block.len,
-                               body->data ? body->data : "", body->len) == 0;
+                               body->data ? body->data : "", body->len, purge_seq) == 0;
     op_buf_fini(&block);
     op_buf_fini(&vary);
     if (stored)
@@ -156,7 +156,8 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
                                         const struct op_headers *req, int status,
                                         int64_t request_time, struct op_headers *stored,
                                         const struct op_headers *fresh, const struct op_buf *body,
-                                        struct op_cache_meta *meta, bool *queued)
+                                        struct op_cache_meta *meta, uint64_t purge_seq,
+                                        bool *queued)
 {
     op_cache_freshen_headers(stored, fresh);
     struct op_cache_exchange x = {.method = OP_HTTP_GET,
@@ -167,6 +168,6 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
                                   .response_time = op_time_now()};
     const char *nostore = op_cache_storable(&x, meta);
     op_headers_remove_all(stored, "age"); /* ours is computed when served */
-    *queued = nostore == NULL && op_proxy__store(ctx, key, req, meta, stored, body);
+    *queued = nostore == NULL && op_proxy__store(ctx, key, req, meta, stored, body, purge_seq);
     return nostore;
 }

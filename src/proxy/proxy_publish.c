@@ -30,6 +30,7 @@ struct op_pub {
     struct op_headers resp_headers; /* cleaned origin fields */
     struct op_cache_meta meta;
     int64_t request_time;
+    uint64_t purge_seq; /* the leader's: a purge since its lookup drops the answer */
     int status;
     struct op_buf head; /* owned: the origin request, kept for a retry */
     uint32_t retries;   /* after 503/429 */
@@ -247,7 +248,7 @@ static void on_pub_done(void *owner)
         bool queued;
         op_proxy__store_revalidated(ctx, &pub->key, &pub->req, pub->stale_meta.status,
                                     pub->request_time, &pub->stale_headers, &pub->resp_headers,
-                                    &pub->stale_body, &pub->meta, &queued);
+                                    &pub->stale_body, &pub->meta, pub->purge_seq, &queued);
         pub_end(pub, OP_FLIGHT_AGAIN, 0); /* waiters find the freshened copy */
         return;
     }
@@ -255,7 +256,8 @@ static void on_pub_done(void *owner)
     size_t blen;
     const char *body = op_flight_body_published(pub->flight, &blen);
     struct op_buf view = {.data = (char *)body, .len = blen, .cap = blen, .max = blen};
-    op_proxy__store(ctx, &pub->key, &pub->req, &pub->meta, &pub->resp_headers, &view);
+    op_proxy__store(ctx, &pub->key, &pub->req, &pub->meta, &pub->resp_headers, &view,
+                    pub->purge_seq);
     pub_end(pub, OP_FLIGHT_DONE, 0);
 }
 
@@ -290,6 +292,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
         ctx->pubs->prev = pub;
     ctx->pubs = pub;
     pub->request_time = op_time_now();
+    pub->purge_seq = r->purge_seq;
     pub->stale_meta = r->stale_meta;
     pub->had_stale = r->have_stale;
     pub->conditional =

@@ -144,6 +144,7 @@ void op_proxy__lookup(struct op_client *c)
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
     struct op_store_obj obj;
+    r->purge_seq = op_store_purge_seq(ctx->store); /* before the read: a purge after it wins */
     int rc = op_store_lookup(ctx->reader, r->key.data, r->key.len, &c->req.headers, &obj);
     if (rc == 0 && op_headers_parse_block(&r->stale_headers, obj.headers, obj.headers_len) != 0)
         rc = OP_ENOTFOUND; /* unreadable stored fields: fetch afresh */
@@ -400,7 +401,7 @@ static void respond_revalidated(struct op_client *c)
     bool stored;
     const char *nostore = op_proxy__store_revalidated(
         ctx, &r->key, &c->req.headers, r->stale_meta.status, r->request_time, &r->stale_headers,
-        &r->resp_headers, &r->stale_body, &meta, &stored);
+        &r->resp_headers, &r->stale_body, &meta, r->purge_seq, &stored);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
     op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
 }
@@ -534,7 +535,8 @@ static void on_fetch_done(void *owner)
     if (r->client_body && r->chunked_out)
         op_proxy__out(c, "0\r\n\r\n", 5);
     if (r->store)
-        op_proxy__store(ctx, &r->key, &c->req.headers, &r->meta, &r->resp_headers, &r->body);
+        op_proxy__store(ctx, &r->key, &c->req.headers, &r->meta, &r->resp_headers, &r->body,
+                        r->purge_seq);
     op_proxy__response_done(c);
     op_proxy__step(c);
 }

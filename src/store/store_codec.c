@@ -117,6 +117,11 @@ void op_store__rec_set_seq(char *p, uint64_t seq)
     PUT(p, R_SEQ, seq);
 }
 
+void op_store__rec_set_lifetime(char *p, int64_t lifetime)
+{
+    PUT(p, R_LIFETIME, lifetime);
+}
+
 char *op_store__vary_encode(const char *names, size_t len, size_t *out_len)
 {
     char *p = malloc(12 + len);

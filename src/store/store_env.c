@@ -69,6 +69,30 @@ static int load_meta(struct op_store *s, MDB_txn *txn)
     return 0;
 }
 
+/* The purge sequence, and the indexes of a cache written before them. */
+static int load_index(struct op_store *s, MDB_txn *txn)
+{
+    MDB_val k = {.mv_size = 9, .mv_data = "purge_seq"}, v;
+    uint64_t seq = 0;
+    if (mdb_get(txn, s->db_meta, &k, &v) == 0 && v.mv_size == sizeof(seq))
+        memcpy(&seq, v.mv_data, sizeof(seq));
+    atomic_init(&s->purge_assigned, seq);
+    atomic_init(&s->purge_applied, seq);
+    uint64_t version = 0, want = OP_STORE_INDEX_VERSION;
+    k.mv_size = 13;
+    k.mv_data = "index_version";
+    if (mdb_get(txn, s->db_meta, &k, &v) == 0 && v.mv_size == sizeof(version))
+        memcpy(&version, v.mv_data, sizeof(version));
+    if (version == want)
+        return 0;
+    int rc = op_store__index_rebuild(s, txn);
+    v.mv_size = sizeof(want);
+    v.mv_data = &want;
+    if (rc == 0)
+        rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+    return rc == 0 ? 0 : op_store__mdb_err("index the stored objects", rc);
+}
+
 int op_store_open(const struct op_store_config *cfg, struct op_store **out)
 {
     struct op_store *s = calloc(1, sizeof(*s));
@@ -88,7 +112,7 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
     }
     if ((rc = mdb_env_create(&s->env)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, cfg->map_size)) != 0 ||
-        (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 512)) != 0) {
         rc = op_store__mdb_err("create environment", rc);
         goto fail;
@@ -112,11 +136,15 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
     if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->db_objects)) != 0 ||
         (rc = mdb_dbi_open(txn, "primaries", MDB_CREATE, &s->db_primaries)) != 0 ||
         (rc = mdb_dbi_open(txn, "lru", MDB_CREATE | MDB_INTEGERKEY, &s->db_lru)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->db_meta)) != 0) {
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->db_meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "urls", MDB_CREATE, &s->db_urls)) != 0 ||
+        (rc = mdb_dbi_open(txn, "tags", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &s->db_tags)) !=
+            0 ||
+        (rc = mdb_dbi_open(txn, "purges", MDB_CREATE | MDB_INTEGERKEY, &s->db_purges)) != 0) {
         rc = op_store__mdb_err("open databases", rc);
         goto fail;
     }
-    if ((rc = load_meta(s, txn)) != 0)
+    if ((rc = load_meta(s, txn)) != 0 || (rc = load_index(s, txn)) != 0)
         goto fail;
     if ((rc = mdb_txn_commit(txn)) != 0) {
         txn = NULL;
@@ -152,6 +180,7 @@ void op_store_close(struct op_store *s)
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer, NULL);
+    op_store__recent_free(s);
     mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
     pthread_mutex_destroy(&s->lock);
@@ -216,6 +245,7 @@ void op_store__op_unref(struct op_store_op *op)
         return;
     free(op->record);
     free(op->vary);
+    free(op->pattern);
     free(op);
 }
 
@@ -318,12 +348,35 @@ static void pending_unlink(struct op_store *s, struct op_store_op **pp)
     op_store__op_unref(op);
 }
 
-static void enqueue(struct op_store *s, struct op_store_op *op)
+/* Does pending PUT <put> fall under purge <purge>? */
+static bool pending_purged(const struct op_store_op *put, const struct op_store_op *purge)
+{
+    struct op_store_rec rec;
+    return op_store__rec_decode(put->record, put->record_len, &rec) != 0 ||
+           op_store__purge_match(purge->purge_kind, purge->pattern, purge->pattern_len, &rec);
+}
+
+bool op_store__enqueue(struct op_store *s, struct op_store_op *op)
 {
     op->next = NULL;
     atomic_init(&op->refs, 1);
     pthread_mutex_lock(&s->lock);
-    if (op->kind == OP_STORE_PUT) {
+    if (op->kind == OP_STORE_PUT && op_store__put_purged(s, op)) {
+        s->stats.puts_dropped++;
+        pthread_mutex_unlock(&s->lock);
+        op_store__op_unref(op);
+        return false;
+    }
+    if (op->kind == OP_STORE_PURGE) {
+        op->purge_seq = ++s->purge_assigned;
+        op_store__recent_add(s, op);
+        for (struct op_store_op **pp = &s->pending; *pp != NULL;) {
+            if (pending_purged(*pp, op))
+                pending_unlink(s, pp);
+            else
+                pp = &(*pp)->next_pending;
+        }
+    } else if (op->kind == OP_STORE_PUT) {
         atomic_fetch_add(&op->refs, 1);
         op->pending = true;
         op->next_pending = s->pending;
@@ -345,11 +398,13 @@ static void enqueue(struct op_store *s, struct op_store_op *op)
     s->tail = op;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    return true;
 }
 
 int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
                  size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,
-                 const char *headers, size_t hlen, const char *body, uint64_t blen)
+                 const char *headers, size_t hlen, const char *body, uint64_t blen,
+                 uint64_t purge_seq)
 {
     if (blen > s->max_object_size || plen > UINT32_MAX || hlen > UINT32_MAX)
         return OP_ETOOBIG;
@@ -376,6 +431,7 @@ int op_store_put(struct op_store *s, const char *primary, size_t plen, const cha
         .body_len = blen,
     };
     op->kind = OP_STORE_PUT;
+    op->purge_seq = purge_seq;
     op_store__hash(primary, plen, op->key);
     op_store__hash(secondary.data ? secondary.data : "", secondary.len,
                    op->key + OP_STORE_HASH_LEN);
@@ -388,7 +444,7 @@ int op_store_put(struct op_store *s, const char *primary, size_t plen, const cha
         free(op);
         return OP_ENOMEM;
     }
-    enqueue(s, op);
+    op_store__enqueue(s, op);
     return 0;
 }
 
@@ -402,7 +458,7 @@ int op_store_invalidate(struct op_store *s, const char *primary, size_t plen,
     op_store__hash(primary, plen, op->key);
     op->reply = reply;
     op->done = done;
-    enqueue(s, op);
+    op_store__enqueue(s, op);
     return 0;
 }
 

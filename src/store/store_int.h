@@ -14,7 +14,12 @@
 #define OP_STORE_HASH_LEN 16
 #define OP_STORE_KEY_LEN (2 * OP_STORE_HASH_LEN)
 
-enum op_store_op_kind { OP_STORE_PUT, OP_STORE_INVALIDATE };
+enum op_store_op_kind { OP_STORE_PUT, OP_STORE_INVALIDATE, OP_STORE_PURGE };
+
+#define OP_STORE_TAG_MAX 256 /* longest surrogate key indexed */
+#define OP_STORE_TAGS_MAX 64 /* most surrogate keys indexed per object */
+#define OP_STORE_RECENT 1024 /* purges remembered to drop puts that raced them */
+#define OP_STORE_INDEX_VERSION 1
 
 /* One unit of work for the writer. Reference-counted: the queue (then the
  * writer) holds one; a PUT is also on the pending list until committed, and a
@@ -32,11 +37,29 @@ struct op_store_op {
     size_t record_len;
     struct op_mailbox *reply; /* borrowed */
     struct op_msg *done;      /* borrowed: the caller's */
+    uint64_t purge_seq;       /* PUT: the last purge before its fetch began; PURGE: its own */
+    /* PURGE */
+    enum op_purge_kind purge_kind;
+    bool soft;
+    char *pattern; /* owned: primary key, prefix, tag or host */
+    size_t pattern_len;
+    struct op_purge_done *purge_done; /* borrowed: the caller's, filled before done */
+};
+
+/* A purge as remembered for matching PUTs that raced it. */
+struct op_store_recent {
+    uint64_t seq;
+    enum op_purge_kind kind;
+    char *pattern; /* owned */
+    size_t len;
 };
 
 struct op_store {
     MDB_env *env;
     MDB_dbi db_objects, db_primaries, db_lru, db_meta;
+    MDB_dbi db_urls;   /* primary key text -> its hash: prefix and host purges */
+    MDB_dbi db_tags;   /* surrogate key -> object keys (dupsort): tag purges */
+    MDB_dbi db_purges; /* sequence -> purge record: the purge log */
     uint64_t budget;
     uint64_t max_object_size;
 
@@ -50,6 +73,13 @@ struct op_store {
      * object is served from the moment its response completed */
     struct op_store_op *pending; /* ref */
     atomic_uint npending;        /* read without the lock to skip it when empty */
+
+    /* purges: sequence numbers are given at enqueue (under lock); the
+     * recent ones are kept to drop PUTs whose fetch began before them */
+    _Atomic uint64_t purge_assigned;                /* written under lock, read anywhere */
+    _Atomic uint64_t purge_applied;                 /* committed and synced */
+    struct op_store_recent recent[OP_STORE_RECENT]; /* under lock: ring by seq */
+    uint64_t puts_dropped;                          /* under lock */
 
     /* writer-owned, persisted in meta */
     uint64_t total_bytes;
@@ -83,18 +113,56 @@ char *op_store__rec_encode(const struct op_store_rec *r, size_t *len);
 /* Decode <p,len> (pointers in *r point into p). 0, or OP_EPARSE for a record of
  * another format version, a bad magic or inconsistent lengths. */
 int op_store__rec_decode(const char *p, size_t len, struct op_store_rec *r);
-/* Patch the sequence number of an encoded record in place. */
+/* Patch the sequence number / freshness lifetime of an encoded record in place. */
 void op_store__rec_set_seq(char *p, uint64_t seq);
+void op_store__rec_set_lifetime(char *p, int64_t lifetime);
 /* Vary-names record of the primaries DB. */
 char *op_store__vary_encode(const char *names, size_t len, size_t *out_len);
 int op_store__vary_decode(const char *p, size_t len, const char **names, size_t *nlen);
 
 void op_store__hash(const char *p, size_t len, uint8_t out[OP_STORE_HASH_LEN]);
 void op_store__op_unref(struct op_store_op *op);
+/* Hand <op> to the writer (any thread). A PUT that a purge since its fetch
+ * began covers is dropped instead (false); a PURGE gets its sequence number
+ * and hides the pending PUTs it covers. */
+bool op_store__enqueue(struct op_store *s, struct op_store_op *op);
 /* Take committed PUTs off the pending list (writer, after a commit). */
 void op_store__unpend(struct op_store *s, struct op_store_op *ops);
 void *op_store__writer_main(void *arg);
 /* Log an LMDB error once, where it happened, and return OP_ESTORE. */
 int op_store__mdb_err(const char *what, int rc);
+
+/* store_writer.c */
+/* Delete one object with its lru and index entries, and its primaries entry
+ * too when it was the last variant and <drop_primary>. */
+int op_store__delete_object(struct op_store *s, MDB_txn *txn, const uint8_t *okey,
+                            bool drop_primary);
+
+/* store_index.c: the url and tag indexes, kept in the object's transaction */
+int op_store__index_add(struct op_store *s, MDB_txn *txn, const struct op_store_rec *rec,
+                        const uint8_t *okey);
+/* <last>: no other variant of its primary is left (the url entry goes too). */
+int op_store__index_del(struct op_store *s, MDB_txn *txn, const struct op_store_rec *rec,
+                        const uint8_t *okey, bool last);
+/* Index every stored object (a cache written before the indexes). */
+int op_store__index_rebuild(struct op_store *s, MDB_txn *txn);
+/* Call <fn> for each surrogate key in a serialized header block
+ * (Surrogate-Key: space separated; Cache-Tag: comma separated). */
+void op_store__tags_each(const char *headers, size_t len,
+                         void (*fn)(void *arg, const char *tag, size_t tlen), void *arg);
+
+/* store_purge.c */
+/* Does a purge of <kind, pattern> cover the object <rec>? */
+bool op_store__purge_match(enum op_purge_kind kind, const char *pattern, size_t len,
+                           const struct op_store_rec *rec);
+/* Does PUT <op> match a purge given after its fetch began (store lock held)?
+ * A fetch older than the purges remembered counts as purged. */
+bool op_store__put_purged(struct op_store *s, const struct op_store_op *op);
+/* Remember purge <op> (store lock held). */
+void op_store__recent_add(struct op_store *s, const struct op_store_op *op);
+void op_store__recent_free(struct op_store *s);
+/* Apply a purge (writer thread): its own transactions, in chunks; fills
+ * op->purge_done and posts op->done. */
+void op_store__apply_purge(struct op_store *s, struct op_store_op *op);
 
 #endif

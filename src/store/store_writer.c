@@ -3,6 +3,7 @@
  * insertion order before the byte budget is passed, and posts completions. */
 #include "store_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,28 +16,8 @@ static int put_counter(struct op_store *s, MDB_txn *txn, const char *name, uint6
     return mdb_put(txn, s->db_meta, &k, &d, 0);
 }
 
-/* Delete the object at <k> (and its lru entry); adjusts the byte total. */
-static int delete_object(struct op_store *s, MDB_txn *txn, MDB_val *k)
-{
-    MDB_val v;
-    int rc = mdb_get(txn, s->db_objects, k, &v);
-    if (rc != 0)
-        return rc == MDB_NOTFOUND ? 0 : rc;
-    struct op_store_rec rec;
-    if (op_store__rec_decode(v.mv_data, v.mv_size, &rec) == 0) {
-        MDB_val lk = {.mv_size = sizeof(rec.seq), .mv_data = &rec.seq};
-        rc = mdb_del(txn, s->db_lru, &lk, NULL);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return rc;
-    }
-    s->total_bytes -= v.mv_size < s->total_bytes ? v.mv_size : s->total_bytes;
-    if (s->stats.objects > 0)
-        s->stats.objects--;
-    return mdb_del(txn, s->db_objects, k, NULL);
-}
-
-/* Remove the primaries entry of <hash> when no variant of it is left. */
-static int drop_primary_if_empty(struct op_store *s, MDB_txn *txn, const uint8_t *hash)
+/* Is any variant of primary <hash> stored? */
+static int any_variant(struct op_store *s, MDB_txn *txn, const uint8_t *hash, bool *any)
 {
     MDB_cursor *cur;
     uint8_t start[OP_STORE_KEY_LEN] = {0};
@@ -46,15 +27,48 @@ static int drop_primary_if_empty(struct op_store *s, MDB_txn *txn, const uint8_t
     if (rc != 0)
         return rc;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    bool any = rc == 0 && memcmp(k.mv_data, hash, OP_STORE_HASH_LEN) == 0;
+    *any = rc == 0 && memcmp(k.mv_data, hash, OP_STORE_HASH_LEN) == 0;
     mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return rc;
-    if (any)
-        return 0;
-    MDB_val pk = {.mv_size = OP_STORE_HASH_LEN, .mv_data = (void *)hash};
-    rc = mdb_del(txn, s->db_primaries, &pk, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int op_store__delete_object(struct op_store *s, MDB_txn *txn, const uint8_t *okey,
+                            bool drop_primary)
+{
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = (void *)okey}, v;
+    int rc = mdb_get(txn, s->db_objects, &k, &v);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    struct op_store_rec rec;
+    char *copy = NULL; /* rec's text, kept past the delete (the map page may be reused) */
+    if (op_store__rec_decode(v.mv_data, v.mv_size, &rec) == 0) {
+        MDB_val lk = {.mv_size = sizeof(rec.seq), .mv_data = &rec.seq};
+        rc = mdb_del(txn, s->db_lru, &lk, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        if ((copy = malloc((size_t)rec.primary_len + rec.headers_len + 1)) == NULL)
+            return ENOMEM;
+        memcpy(copy, rec.primary, rec.primary_len);
+        memcpy(copy + rec.primary_len, rec.headers, rec.headers_len);
+        rec.primary = copy;
+        rec.headers = copy + rec.primary_len;
+    }
+    s->total_bytes -= v.mv_size < s->total_bytes ? v.mv_size : s->total_bytes;
+    if (s->stats.objects > 0)
+        s->stats.objects--;
+    if ((rc = mdb_del(txn, s->db_objects, &k, NULL)) == 0) {
+        bool any = false;
+        rc = any_variant(s, txn, okey, &any);
+        if (rc == 0 && copy != NULL)
+            rc = op_store__index_del(s, txn, &rec, okey, !any);
+        if (rc == 0 && !any && drop_primary) {
+            MDB_val pk = {.mv_size = OP_STORE_HASH_LEN, .mv_data = (void *)okey};
+            rc = mdb_del(txn, s->db_primaries, &pk, NULL);
+            rc = rc == MDB_NOTFOUND ? 0 : rc;
+        }
+    }
+    free(copy);
+    return rc;
 }
 
 /* Evict the oldest objects until <need> more bytes fit in the budget. */
@@ -76,9 +90,7 @@ static int evict(struct op_store *s, MDB_txn *txn, uint64_t need, uint64_t *evic
         memcpy(okey, v.mv_data, OP_STORE_KEY_LEN);
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
-        MDB_val ok = {.mv_size = OP_STORE_KEY_LEN, .mv_data = okey};
-        if ((rc = delete_object(s, txn, &ok)) != 0 ||
-            (rc = drop_primary_if_empty(s, txn, okey)) != 0)
+        if ((rc = op_store__delete_object(s, txn, okey, true)) != 0)
             break;
         (*evicted)++;
     }
@@ -91,7 +103,7 @@ static int apply_put(struct op_store *s, MDB_txn *txn, struct op_store_op *op, u
     if (op->record_len > s->budget / 4)
         return 0; /* would evict a quarter of the cache for one object: do not store */
     MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = op->key};
-    int rc = delete_object(s, txn, &k); /* a replaced variant */
+    int rc = op_store__delete_object(s, txn, op->key, false); /* a replaced variant */
     if (rc != 0)
         return rc;
     if ((rc = evict(s, txn, op->record_len, evicted)) != 0)
@@ -108,6 +120,10 @@ static int apply_put(struct op_store *s, MDB_txn *txn, struct op_store_op *op, u
     if ((rc = mdb_put(txn, s->db_primaries, &pk, &pv, 0)) != 0 ||
         (rc = mdb_put(txn, s->db_objects, &k, &v, 0)) != 0 ||
         (rc = mdb_put(txn, s->db_lru, &lk, &lv, MDB_APPEND)) != 0)
+        return rc;
+    struct op_store_rec rec;
+    if (op_store__rec_decode(op->record, op->record_len, &rec) == 0 &&
+        (rc = op_store__index_add(s, txn, &rec, op->key)) != 0)
         return rc;
     s->total_bytes += op->record_len;
     s->stats.objects++;
@@ -129,8 +145,7 @@ static int apply_invalidate(struct op_store *s, MDB_txn *txn, struct op_store_op
             break;
         uint8_t okey[OP_STORE_KEY_LEN];
         memcpy(okey, k.mv_data, OP_STORE_KEY_LEN);
-        MDB_val ok = {.mv_size = OP_STORE_KEY_LEN, .mv_data = okey};
-        if ((rc = delete_object(s, txn, &ok)) != 0)
+        if ((rc = op_store__delete_object(s, txn, okey, true)) != 0)
             break;
     }
     mdb_cursor_close(cur);
@@ -209,6 +224,11 @@ static int evict_txn(struct op_store *s, uint64_t bytes, uint64_t *evicted)
 
 static void process(struct op_store *s, struct op_store_op *ops)
 {
+    if (ops->kind == OP_STORE_PURGE) { /* always taken alone */
+        op_store__apply_purge(s, ops);
+        op_store__op_unref(ops);
+        return;
+    }
     uint64_t evicted = 0, need = 0;
     for (struct op_store_op *op = ops; op != NULL; op = op->next)
         if (op->kind == OP_STORE_PUT)
@@ -251,10 +271,12 @@ void *op_store__writer_main(void *arg)
             pthread_mutex_unlock(&s->lock);
             return NULL;
         }
-        /* take up to BATCH_MAX ops */
+        /* take up to BATCH_MAX ops; a purge goes alone (it commits in
+         * chunks of its own) */
         struct op_store_op *ops = s->head, *last = ops;
         size_t n = 1;
-        while (last->next != NULL && n < BATCH_MAX) {
+        while (ops->kind != OP_STORE_PURGE && last->next != NULL &&
+               last->next->kind != OP_STORE_PURGE && n < BATCH_MAX) {
             last = last->next;
             n++;
         }

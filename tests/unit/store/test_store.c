@@ -98,9 +98,9 @@ static void put(struct op_store *s, const char *key, const char *vary, const str
 {
     struct op_cache_meta m = {
         .response_time = 1, .freshness_lifetime = 60, .status = 200, .swr = -1, .sie = -1};
-    assert_int_equal(
-        op_store_put(s, key, strlen(key), vary, strlen(vary), req, &m, "X: y\r\n", 6, body, blen),
-        0);
+    assert_int_equal(op_store_put(s, key, strlen(key), vary, strlen(vary), req, &m, "X: y\r\n", 6,
+                                  body, blen, op_store_purge_seq(s)),
+                     0);
 }
 
 static int lookup(struct op_store_reader *r, const char *key, const struct op_headers *req,
@@ -203,9 +203,175 @@ static void test_eviction_keeps_under_budget(void **state)
     remove_dir();
 }
 
+static void put_h(struct op_store *s, const char *key, const char *headers, uint64_t purge_seq)
+{
+    struct op_cache_meta m = {.response_time = op_time_now(),
+                              .freshness_lifetime = 600,
+                              .status = 200,
+                              .swr = -1,
+                              .sie = -1};
+    assert_int_equal(op_store_put(s, key, strlen(key), "", 0, NULL, &m, headers, strlen(headers),
+                                  "body", 4, purge_seq),
+                     0);
+}
+
+static struct op_purge_done purge_done;
+static int purge_acks;
+static void on_purge(struct op_msg *m)
+{
+    (void)m;
+    purge_acks++;
+}
+
+/* Purge and wait for its acknowledgement; returns the objects it covered. */
+static uint64_t purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern)
+{
+    struct op_mailbox mb;
+    op_mailbox_init(&mb, NULL, NULL);
+    memset(&purge_done, 0, sizeof(purge_done));
+    purge_done.msg.run = on_purge;
+    int before = purge_acks;
+    assert_int_equal(op_store_purge(s, kind, soft, pattern, strlen(pattern), &mb, &purge_done), 0);
+    for (int i = 0; i < 500 && purge_acks == before; i++) {
+        op_mailbox_drain(&mb);
+        if (purge_acks == before)
+            usleep(10000);
+    }
+    assert_int_equal(purge_acks, before + 1);
+    assert_int_equal(purge_done.rc, 0);
+    op_mailbox_fini(&mb);
+    return purge_done.count;
+}
+
+static bool present(struct op_store_reader *r, const char *key)
+{
+    char body[64];
+    return lookup(r, key, NULL, body, sizeof(body)) == 0;
+}
+
+static void test_purge_kinds(void **state)
+{
+    (void)state;
+    make_dir();
+    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
+    struct op_store *s;
+    struct op_store_reader *r;
+    assert_int_equal(op_store_open(&cfg, &s), 0);
+    assert_int_equal(op_store_reader_open(s, &r), 0);
+    put_h(s, "http://a.test/news/1", "Surrogate-Key: news  front\r\n", 0);
+    put_h(s, "http://a.test/news/2", "Cache-Tag: news,sports\r\n", 0);
+    put_h(s, "http://a.test/sport/1", "cache-tag: sports\r\nX: y\r\n", 0);
+    put_h(s, "http://a.test:8080/x", "X: y\r\n", 0);
+    put_h(s, "http://a.testing/x", "X: y\r\n", 0);
+    put_h(s, "http://b.test/y", "Surrogate-Key: front\r\n", 0);
+    barrier(s);
+
+    assert_int_equal(purge(s, OP_PURGE_TAG, false, "news"), 2);
+    assert_int_equal(purge_done.seq, 1);
+    assert_false(present(r, "http://a.test/news/1"));
+    assert_false(present(r, "http://a.test/news/2"));
+    assert_true(present(r, "http://a.test/sport/1"));
+    /* the deleted objects left the other tags' lists too */
+    assert_int_equal(purge(s, OP_PURGE_TAG, false, "front"), 1);
+    assert_false(present(r, "http://b.test/y"));
+    assert_int_equal(purge(s, OP_PURGE_PREFIX, false, "http://a.test/spo"), 1);
+    assert_false(present(r, "http://a.test/sport/1"));
+    /* a host purge takes any port, not a longer name */
+    assert_int_equal(purge(s, OP_PURGE_HOST, false, "a.test"), 1);
+    assert_false(present(r, "http://a.test:8080/x"));
+    assert_true(present(r, "http://a.testing/x"));
+    assert_int_equal(purge(s, OP_PURGE_URL, false, "http://a.testing/x"), 1);
+    assert_false(present(r, "http://a.testing/x"));
+    assert_int_equal(purge(s, OP_PURGE_URL, false, "http://a.testing/x"), 0);
+    assert_int_equal(purge_done.seq, 6);
+    put_h(s, "http://c.test/1", "X: y\r\n", op_store_purge_seq(s));
+    put_h(s, "http://d.test/1", "X: y\r\n", op_store_purge_seq(s));
+    barrier(s);
+    assert_int_equal(purge(s, OP_PURGE_HOST, false, "*"), 2);
+    struct op_store_stats st;
+    op_store_stats(s, &st);
+    assert_int_equal(st.objects, 0);
+    assert_int_equal(st.bytes, 0);
+    assert_int_equal(st.purges, 7);
+    /* the indexes went with the objects */
+    MDB_txn *txn;
+    MDB_stat ms;
+    assert_int_equal(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_stat(txn, s->db_urls, &ms), 0);
+    assert_int_equal(ms.ms_entries, 0);
+    assert_int_equal(mdb_stat(txn, s->db_tags, &ms), 0);
+    assert_int_equal(ms.ms_entries, 0);
+    assert_int_equal(mdb_stat(txn, s->db_purges, &ms), 0);
+    assert_int_equal(ms.ms_entries, 7);
+    mdb_txn_abort(txn);
+    op_store_reader_close(r);
+    op_store_close(s);
+    /* the sequence survives a restart */
+    assert_int_equal(op_store_open(&cfg, &s), 0);
+    assert_int_equal(op_store_purge_applied(s), 7);
+    assert_int_equal(op_store_purge_seq(s), 7);
+    op_store_close(s);
+    remove_dir();
+}
+
+static void test_soft_purge_marks_stale(void **state)
+{
+    (void)state;
+    make_dir();
+    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
+    struct op_store *s;
+    struct op_store_reader *r;
+    assert_int_equal(op_store_open(&cfg, &s), 0);
+    assert_int_equal(op_store_reader_open(s, &r), 0);
+    put_h(s, "http://a.test/1", "Surrogate-Key: t\r\n", 0);
+    barrier(s);
+    assert_int_equal(purge(s, OP_PURGE_TAG, true, "t"), 1);
+    struct op_store_obj o;
+    assert_int_equal(op_store_lookup(r, "http://a.test/1", 15, NULL, &o), 0);
+    int64_t age = op_cache_age(&o.meta, op_time_now());
+    assert_true(o.meta.freshness_lifetime <= age); /* stale, still there */
+    op_store_reader_end(r);
+    /* soft again: nothing to do, still counted as covered */
+    assert_int_equal(purge(s, OP_PURGE_TAG, true, "t"), 1);
+    op_store_reader_close(r);
+    op_store_close(s);
+    remove_dir();
+}
+
+static void test_put_older_than_a_purge_is_dropped(void **state)
+{
+    (void)state;
+    make_dir();
+    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
+    struct op_store *s;
+    struct op_store_reader *r;
+    assert_int_equal(op_store_open(&cfg, &s), 0);
+    assert_int_equal(op_store_reader_open(s, &r), 0);
+    uint64_t began = op_store_purge_seq(s); /* two fetches begin */
+    purge(s, OP_PURGE_URL, false, "http://a.test/1");
+    put_h(s, "http://a.test/1", "X: y\r\n", began); /* covered: dropped */
+    put_h(s, "http://a.test/2", "X: y\r\n", began); /* not covered */
+    barrier(s);
+    assert_false(present(r, "http://a.test/1"));
+    assert_true(present(r, "http://a.test/2"));
+    /* pending puts disappear at once when a purge is queued */
+    put_h(s, "http://a.test/3", "Surrogate-Key: z\r\n", op_store_purge_seq(s));
+    purge(s, OP_PURGE_TAG, false, "z");
+    assert_false(present(r, "http://a.test/3"));
+    struct op_store_stats st;
+    op_store_stats(s, &st);
+    assert_int_equal(st.puts_dropped, 1);
+    op_store_reader_close(r);
+    op_store_close(s);
+    remove_dir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_purge_kinds),
+        cmocka_unit_test(test_soft_purge_marks_stale),
+        cmocka_unit_test(test_put_older_than_a_purge_is_dropped),
         cmocka_unit_test(test_codec_roundtrip_and_rejects),
         cmocka_unit_test(test_put_vary_invalidate_reopen),
         cmocka_unit_test(test_eviction_keeps_under_budget),

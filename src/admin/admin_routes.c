@@ -1,0 +1,306 @@
+/* The admin endpoints. Bodies are JSON (jansson); every malformed request
+ * gets a 4xx naming what is wrong. */
+#include "admin_int.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool path_is(const struct admin_conn *c, const char *path)
+{
+    size_t n = strlen(path);
+    const char *t = c->req.target.data;
+    size_t tlen = c->req.target.len;
+    const char *q = t ? memchr(t, '?', tlen) : NULL;
+    if (q != NULL)
+        tlen = (size_t)(q - t);
+    return tlen == n && memcmp(t, path, n) == 0;
+}
+
+static void respond_json(struct admin_conn *c, int status, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(obj);
+    if (text == NULL) {
+        op_admin__error(c, 500, "out of memory");
+        return;
+    }
+    size_t n = strlen(text);
+    char *body = realloc(text, n + 2);
+    if (body == NULL) {
+        free(text);
+        op_admin__error(c, 500, "out of memory");
+        return;
+    }
+    body[n++] = '\n';
+    op_admin__respond(c, status, "application/json", body, n);
+    free(body);
+}
+
+static json_t *health_obj(struct op_admin *a)
+{
+    return json_pack("{s:s, s:s, s:I}", "status", a->draining ? "draining" : "ready", "node",
+                     a->cfg.node, "purge_seq", (json_int_t)op_store_purge_applied(a->cfg.store));
+}
+
+static void health(struct admin_conn *c)
+{
+    struct op_admin *a = c->admin;
+    respond_json(c, a->draining ? 503 : 200, health_obj(a));
+}
+
+static void set_drain(struct admin_conn *c, bool on)
+{
+    struct op_admin *a = c->admin;
+    if (a->draining != on)
+        op_log_info("admin", "%s",
+                    on ? "draining: health reports draining, the listeners serve on"
+                       : "undrained: health reports ready");
+    a->draining = on;
+    respond_json(c, 200, health_obj(a));
+}
+
+static void stats(struct admin_conn *c)
+{
+    struct op_admin *a = c->admin;
+    struct op_metrics m = {0};
+    a->cfg.metrics(a->cfg.arg, &m);
+    struct op_store_stats st;
+    op_store_stats(a->cfg.store, &st);
+    json_t *counters = json_object();
+    for (int i = 0; i < OP_M__COUNT; i++)
+        json_object_set_new(counters, op_metric_name[i], json_integer((json_int_t)m.v[i]));
+    json_t *store = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "objects", (json_int_t)st.objects, "bytes",
+        (json_int_t)st.bytes, "budget", (json_int_t)st.budget, "evictions",
+        (json_int_t)st.evictions, "commits", (json_int_t)st.commits, "put_failures",
+        (json_int_t)st.put_failures, "puts_dropped_after_purge", (json_int_t)st.puts_dropped,
+        "purges", (json_int_t)st.purges, "purged_objects", (json_int_t)st.purged);
+    json_t *obj = health_obj(a);
+    json_object_set_new(obj, "purge_seq_given",
+                        json_integer((json_int_t)op_store_purge_seq(a->cfg.store)));
+    json_object_set_new(obj, "counters", counters);
+    json_object_set_new(obj, "store", store);
+    respond_json(c, 200, obj);
+}
+
+static void metrics(struct admin_conn *c)
+{
+    struct op_admin *a = c->admin;
+    struct op_metrics m = {0};
+    a->cfg.metrics(a->cfg.arg, &m);
+    struct op_store_stats st;
+    op_store_stats(a->cfg.store, &st);
+    struct op_buf out;
+    op_buf_init(&out, 1 << 20);
+    for (int i = 0; i < OP_M__COUNT; i++)
+        op_buf_appendf(&out, "# HELP outpost_%s %s\n# TYPE outpost_%s counter\noutpost_%s %llu\n",
+                       op_metric_name[i], op_metric_help[i], op_metric_name[i], op_metric_name[i],
+                       (unsigned long long)m.v[i]);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } more[] = {
+        {"store_objects", "gauge", "objects in the cache", st.objects},
+        {"store_bytes", "gauge", "bytes of stored records", st.bytes},
+        {"store_budget_bytes", "gauge", "bytes the store keeps below", st.budget},
+        {"store_evictions_total", "counter", "objects evicted for room", st.evictions},
+        {"store_commits_total", "counter", "store write transactions", st.commits},
+        {"store_put_failures_total", "counter", "objects the store failed to write",
+         st.put_failures},
+        {"store_puts_dropped_total", "counter",
+         "responses not stored: a purge came after their fetch", st.puts_dropped},
+        {"purges_total", "counter", "purges applied", st.purges},
+        {"purged_objects_total", "counter", "objects removed or marked stale by purges", st.purged},
+        {"purge_seq", "gauge", "the newest purge committed", op_store_purge_applied(a->cfg.store)},
+        {"draining", "gauge", "1 while health reports draining", a->draining},
+    };
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        op_buf_appendf(&out, "# HELP outpost_%s %s\n# TYPE outpost_%s %s\noutpost_%s %llu\n",
+                       more[i].name, more[i].help, more[i].name, more[i].type, more[i].name,
+                       (unsigned long long)more[i].v);
+    op_admin__respond(c, 200, "text/plain; version=0.0.4", out.data ? out.data : "", out.len);
+    op_buf_fini(&out);
+}
+
+/* {"url"|"prefix"|"tag"|"host": "...", "soft": bool} */
+static void purge(struct admin_conn *c)
+{
+    struct op_admin *a = c->admin;
+    json_error_t jerr;
+    json_t *req =
+        json_loadb(c->body.data ? c->body.data : "", c->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (req == NULL || !json_is_object(req)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "expected a JSON object: %s",
+                 req == NULL ? jerr.text : "not an object");
+        json_decref(req);
+        op_admin__error(c, 400, msg);
+        return;
+    }
+    static const char *const kinds[] = {"url", "prefix", "tag", "host"};
+    static const enum op_purge_kind kind_of[] = {OP_PURGE_URL, OP_PURGE_PREFIX, OP_PURGE_TAG,
+                                                 OP_PURGE_HOST};
+    int which = -1, given = 0;
+    const char *key;
+    json_t *val;
+    const char *bad = NULL;
+    json_object_foreach(req, key, val)
+    {
+        int k = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(key, kinds[i]) == 0)
+                k = i;
+        if (k >= 0) {
+            which = k;
+            given++;
+        } else if (strcmp(key, "soft") != 0) {
+            bad = key;
+        }
+    }
+    json_t *soft_v = json_object_get(req, "soft");
+    char msg[300];
+    const char *why = NULL;
+    if (bad != NULL) {
+        snprintf(msg, sizeof(msg), "unknown field \"%.100s\"", bad);
+        why = msg;
+    } else if (given != 1) {
+        why = "give exactly one of url, prefix, tag or host";
+    } else if (!json_is_string(json_object_get(req, kinds[which]))) {
+        why = "the value must be a string";
+    } else if (soft_v != NULL && !json_is_boolean(soft_v)) {
+        why = "soft must be true or false";
+    }
+    if (why != NULL) {
+        json_decref(req);
+        op_admin__error(c, 400, why);
+        return;
+    }
+    json_t *pv = json_object_get(req, kinds[which]);
+    const char *pattern = json_string_value(pv);
+    size_t plen = json_string_length(pv);
+    bool soft = soft_v != NULL && json_is_true(soft_v);
+    struct op_buf norm;
+    op_buf_init(&norm, 16 * 1024);
+    int rc = 0;
+    if (kind_of[which] == OP_PURGE_URL || kind_of[which] == OP_PURGE_PREFIX) {
+        rc = op_admin__url_key(pattern, plen, kind_of[which] == OP_PURGE_PREFIX, &norm, msg,
+                               sizeof(msg));
+    } else {
+        for (size_t i = 0; i < plen && rc == 0; i++) {
+            unsigned char ch = (unsigned char)pattern[i];
+            if (ch <= 0x20 || ch >= 0x7f || (kind_of[which] == OP_PURGE_TAG && ch == ',')) {
+                snprintf(msg, sizeof(msg), "%s: no spaces, commas or control characters",
+                         kinds[which]);
+                rc = OP_EINVAL;
+            }
+        }
+        if (rc == 0 && kind_of[which] == OP_PURGE_HOST) {
+            for (size_t i = 0; i < plen; i++)
+                op_buf_appendf(
+                    &norm, "%c",
+                    (char)(pattern[i] >= 'A' && pattern[i] <= 'Z' ? pattern[i] + 32 : pattern[i]));
+            if (norm.len > 3 && memcmp(norm.data + norm.len - 3, ":80", 3) == 0)
+                norm.len -= 3;
+        } else if (rc == 0) {
+            op_buf_append(&norm, pattern, plen);
+        }
+    }
+    json_decref(req);
+    if (rc == 0 &&
+        (norm.len == 0 || norm.len > 4096 || (kind_of[which] == OP_PURGE_TAG && norm.len > 256))) {
+        snprintf(msg, sizeof(msg), "the %s must be 1 to %d bytes", kinds[which],
+                 kind_of[which] == OP_PURGE_TAG ? 256 : 4096);
+        rc = OP_EINVAL;
+    }
+    if (rc != 0) {
+        op_buf_fini(&norm);
+        op_admin__error(c, 400, msg);
+        return;
+    }
+    struct admin_purge *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        op_buf_fini(&norm);
+        op_admin__error(c, 500, "out of memory");
+        return;
+    }
+    p->done.msg.run = op_admin__purge_done;
+    p->admin = a;
+    p->conn = c;
+    p->soft = soft;
+    p->next = a->purges;
+    if (a->purges)
+        a->purges->prev = p;
+    a->purges = p;
+    c->purge = p;
+    rc = op_store_purge(a->cfg.store, kind_of[which], soft, norm.data, norm.len, &a->mailbox,
+                        &p->done);
+    op_buf_fini(&norm);
+    if (rc != 0) {
+        c->purge = NULL;
+        a->purges = p->next;
+        if (a->purges)
+            a->purges->prev = NULL;
+        free(p);
+        op_admin__error(c, 500, "the purge could not be queued");
+    }
+}
+
+void op_admin__purge_done(struct op_msg *m)
+{
+    struct admin_purge *p = (struct admin_purge *)m;
+    struct op_admin *a = p->admin;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        a->purges = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    struct admin_conn *c = p->conn; /* NULL: it went away; the purge still happened */
+    if (c != NULL) {
+        c->purge = NULL;
+        if (p->done.rc != 0)
+            op_admin__error(c, 500, "the store failed to apply the purge; see the error log");
+        else
+            respond_json(c, 200,
+                         json_pack("{s:I, s:I, s:b}", "purged", (json_int_t)p->done.count, "seq",
+                                   (json_int_t)p->done.seq, "soft", p->soft));
+    }
+    free(p);
+}
+
+void op_admin__route(struct admin_conn *c)
+{
+    enum op_http_method m = c->req.method;
+    static const struct {
+        const char *path;
+        enum op_http_method method;
+        void (*fn)(struct admin_conn *c);
+    } routes[] = {
+        {"/health", OP_HTTP_GET, health},
+        {"/stats", OP_HTTP_GET, stats},
+        {"/metrics", OP_HTTP_GET, metrics},
+        {"/purge", OP_HTTP_POST, purge},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (!path_is(c, routes[i].path))
+            continue;
+        if (m != routes[i].method) {
+            op_admin__error(c, 405, routes[i].method == OP_HTTP_GET ? "use GET" : "use POST");
+            return;
+        }
+        routes[i].fn(c);
+        return;
+    }
+    if (path_is(c, "/drain") || path_is(c, "/undrain")) {
+        if (m != OP_HTTP_POST) {
+            op_admin__error(c, 405, "use POST");
+            return;
+        }
+        set_drain(c, path_is(c, "/drain"));
+        return;
+    }
+    op_admin__error(c, 404,
+                    "no such endpoint: /health, /stats, /metrics, /purge, /drain, "
+                    "/undrain");
+}

@@ -1,0 +1,374 @@
+/* Purges: by URL, prefix, surrogate key or host, hard or soft. The writer
+ * finds the objects through the indexes (store_index.c), removes them (or
+ * marks them stale) in chunks of their own transactions, appends a record to
+ * the purge log in the last one, syncs, and only then acknowledges. PUTs
+ * whose fetch began before a purge that covers them are dropped, so a
+ * response the origin sent before the purge is never stored after it. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK 2000              /* objects per purge transaction */
+#define PURGE_MAGIC 0x3150504fu /* "OPP1" */
+#define PURGE_LOG_KEEP 100000   /* purge log records kept */
+#define PATTERN_MAX 4096
+
+struct tag_find {
+    const char *tag;
+    size_t len;
+    bool found;
+};
+
+static void tag_find(void *arg, const char *tag, size_t tlen)
+{
+    struct tag_find *t = arg;
+    t->found |= tlen == t->len && memcmp(tag, t->tag, tlen) == 0;
+}
+
+/* "http://HOST" followed by the end, a port or the path. */
+static bool host_match(const char *host, size_t hlen, const char *primary, size_t plen)
+{
+    if (hlen == 1 && host[0] == '*')
+        return true;
+    if (plen < 7 + hlen || memcmp(primary, "http://", 7) != 0 ||
+        memcmp(primary + 7, host, hlen) != 0)
+        return false;
+    return plen == 7 + hlen || primary[7 + hlen] == '/' || primary[7 + hlen] == ':';
+}
+
+bool op_store__purge_match(enum op_purge_kind kind, const char *pattern, size_t len,
+                           const struct op_store_rec *rec)
+{
+    switch (kind) {
+    case OP_PURGE_URL: return rec->primary_len == len && memcmp(rec->primary, pattern, len) == 0;
+    case OP_PURGE_PREFIX: return rec->primary_len >= len && memcmp(rec->primary, pattern, len) == 0;
+    case OP_PURGE_HOST: return host_match(pattern, len, rec->primary, rec->primary_len);
+    case OP_PURGE_TAG: {
+        struct tag_find t = {.tag = pattern, .len = len};
+        op_store__tags_each(rec->headers, rec->headers_len, tag_find, &t);
+        return t.found;
+    }
+    }
+    return false;
+}
+
+void op_store__recent_add(struct op_store *s, const struct op_store_op *op)
+{
+    struct op_store_recent *r = &s->recent[op->purge_seq % OP_STORE_RECENT];
+    free(r->pattern);
+    r->pattern = malloc(op->pattern_len ? op->pattern_len : 1);
+    r->seq = r->pattern != NULL ? op->purge_seq : 0;
+    r->kind = op->purge_kind;
+    r->len = op->pattern_len;
+    if (r->pattern != NULL)
+        memcpy(r->pattern, op->pattern, op->pattern_len);
+}
+
+void op_store__recent_free(struct op_store *s)
+{
+    for (size_t i = 0; i < OP_STORE_RECENT; i++) {
+        free(s->recent[i].pattern);
+        s->recent[i].pattern = NULL;
+    }
+}
+
+bool op_store__put_purged(struct op_store *s, const struct op_store_op *op)
+{
+    if (op->purge_seq >= s->purge_assigned)
+        return false;
+    if (s->purge_assigned - op->purge_seq >= OP_STORE_RECENT)
+        return true; /* older than what is remembered: cannot tell, so drop */
+    struct op_store_rec rec;
+    if (op_store__rec_decode(op->record, op->record_len, &rec) != 0)
+        return true;
+    for (uint64_t seq = op->purge_seq + 1; seq <= s->purge_assigned; seq++) {
+        const struct op_store_recent *r = &s->recent[seq % OP_STORE_RECENT];
+        if (r->seq != seq || op_store__purge_match(r->kind, r->pattern, r->len, &rec))
+            return true;
+    }
+    return false;
+}
+
+/* ---- the writer's side ---- */
+
+struct keys {
+    uint8_t (*k)[OP_STORE_KEY_LEN];
+    size_t n, cap;
+};
+
+static int keys_add(struct keys *ks, const void *key)
+{
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap ? ks->cap * 2 : 256;
+        void *p = realloc(ks->k, cap * sizeof(*ks->k));
+        if (p == NULL)
+            return ENOMEM;
+        ks->k = p;
+        ks->cap = cap;
+    }
+    memcpy(ks->k[ks->n++], key, OP_STORE_KEY_LEN);
+    return 0;
+}
+
+/* Every variant of primary <hash>. */
+static int collect_variants(struct op_store *s, MDB_txn *txn, const uint8_t *hash, struct keys *ks)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->db_objects, &cur);
+    if (rc != 0)
+        return rc;
+    uint8_t start[OP_STORE_KEY_LEN] = {0};
+    memcpy(start, hash, OP_STORE_HASH_LEN);
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = start}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && memcmp(k.mv_data, hash, OP_STORE_HASH_LEN) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == OP_STORE_KEY_LEN && (rc = keys_add(ks, k.mv_data)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* Primary keys from the ordered url index: those starting with <prefix>
+ * (a host purge: "http://HOST" then the end, ':' or '/'). */
+static int collect_urls(struct op_store *s, MDB_txn *txn, const struct op_store_op *op,
+                        struct keys *ks)
+{
+    char buf[PATTERN_MAX + 8];
+    const char *prefix = op->pattern;
+    size_t plen = op->pattern_len;
+    if (op->purge_kind == OP_PURGE_HOST) {
+        bool all = plen == 1 && op->pattern[0] == '*';
+        plen = all ? 0
+                   : (size_t)snprintf(buf, sizeof(buf), "http://%.*s", (int)op->pattern_len,
+                                      op->pattern);
+        prefix = buf;
+    }
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->db_urls, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {.mv_size = plen ? plen : 1, .mv_data = (void *)(plen ? prefix : "")}, v;
+    rc = plen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (op->purge_kind == OP_PURGE_HOST && plen > 0 &&
+            !host_match(op->pattern, op->pattern_len, k.mv_data, k.mv_size))
+            continue;
+        if (v.mv_size == OP_STORE_HASH_LEN && (rc = collect_variants(s, txn, v.mv_data, ks)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int collect_tag(struct op_store *s, MDB_txn *txn, const struct op_store_op *op,
+                       struct keys *ks)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->db_tags, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {.mv_size = op->pattern_len, .mv_data = op->pattern}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size == OP_STORE_KEY_LEN && (rc = keys_add(ks, v.mv_data)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int collect(struct op_store *s, const struct op_store_op *op, struct keys *ks)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    uint8_t hash[OP_STORE_HASH_LEN];
+    switch (op->purge_kind) {
+    case OP_PURGE_URL:
+        op_store__hash(op->pattern, op->pattern_len, hash);
+        rc = collect_variants(s, txn, hash, ks);
+        break;
+    case OP_PURGE_PREFIX:
+    case OP_PURGE_HOST: rc = collect_urls(s, txn, op, ks); break;
+    case OP_PURGE_TAG: rc = collect_tag(s, txn, op, ks); break;
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Mark one object stale now: its freshness lifetime becomes its current age,
+ * so its stale-if-error and stale-while-revalidate windows start now. */
+static int soften(struct op_store *s, MDB_txn *txn, const uint8_t *okey, int64_t now, bool *found)
+{
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = (void *)okey}, v;
+    int rc = mdb_get(txn, s->db_objects, &k, &v);
+    *found = rc == 0;
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    struct op_store_rec rec;
+    if (op_store__rec_decode(v.mv_data, v.mv_size, &rec) != 0)
+        return 0;
+    int64_t age = op_cache_age(&rec.meta, now);
+    if (rec.meta.freshness_lifetime <= age)
+        return 0; /* already stale */
+    char *copy = malloc(v.mv_size);
+    if (copy == NULL)
+        return ENOMEM;
+    memcpy(copy, v.mv_data, v.mv_size);
+    op_store__rec_set_lifetime(copy, age > 0 ? age : 0);
+    MDB_val nv = {.mv_size = v.mv_size, .mv_data = copy};
+    rc = mdb_put(txn, s->db_objects, &k, &nv, 0);
+    free(copy);
+    return rc;
+}
+
+static int log_purge(struct op_store *s, MDB_txn *txn, const struct op_store_op *op, uint64_t count)
+{
+    size_t len = 32 + op->pattern_len;
+    char *rec = calloc(1, len);
+    if (rec == NULL)
+        return ENOMEM;
+    uint32_t magic = PURGE_MAGIC, plen = (uint32_t)op->pattern_len;
+    uint64_t when = (uint64_t)op_time_now();
+    memcpy(rec, &magic, 4);
+    rec[4] = (char)op->purge_kind;
+    rec[5] = (char)op->soft;
+    memcpy(rec + 8, &when, 8);
+    memcpy(rec + 16, &count, 8);
+    memcpy(rec + 24, &plen, 4);
+    memcpy(rec + 32, op->pattern, op->pattern_len);
+    uint64_t seq = op->purge_seq;
+    MDB_val k = {.mv_size = sizeof(seq), .mv_data = &seq};
+    MDB_val v = {.mv_size = len, .mv_data = rec};
+    int rc = mdb_put(txn, s->db_purges, &k, &v, 0);
+    free(rec);
+    if (rc == 0 && seq > PURGE_LOG_KEEP) { /* the log keeps its newest records */
+        uint64_t old = seq - PURGE_LOG_KEEP;
+        MDB_val ok = {.mv_size = sizeof(old), .mv_data = &old};
+        rc = mdb_del(txn, s->db_purges, &ok, NULL);
+        rc = rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    MDB_val mk = {.mv_size = 9, .mv_data = "purge_seq"};
+    MDB_val mv = {.mv_size = sizeof(seq), .mv_data = &seq};
+    return rc == 0 ? mdb_put(txn, s->db_meta, &mk, &mv, 0) : rc;
+}
+
+/* One chunk of keys in one transaction; the last one also logs the purge. */
+static int apply_chunk(struct op_store *s, const struct op_store_op *op, struct keys *ks,
+                       size_t from, size_t to, bool last, uint64_t *count)
+{
+    uint64_t saved_bytes = s->total_bytes, saved_objects = s->stats.objects, n = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    int64_t now = op_time_now();
+    for (size_t i = from; i < to && rc == 0; i++) {
+        if (op->soft) {
+            bool found = false;
+            rc = soften(s, txn, ks->k[i], now, &found);
+            n += found;
+        } else {
+            uint64_t before = s->stats.objects;
+            rc = op_store__delete_object(s, txn, ks->k[i], true);
+            n += before != s->stats.objects;
+        }
+    }
+    if (rc == 0 && last)
+        rc = log_purge(s, txn, op, *count + n);
+    if (rc == 0) {
+        MDB_val k = {.mv_size = 11, .mv_data = "total_bytes"};
+        MDB_val v = {.mv_size = sizeof(s->total_bytes), .mv_data = &s->total_bytes};
+        rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        s->total_bytes = saved_bytes;
+        s->stats.objects = saved_objects;
+        return rc;
+    }
+    *count += n;
+    return 0;
+}
+
+void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
+{
+    struct keys ks = {0};
+    uint64_t count = 0;
+    int rc = collect(s, op, &ks);
+    for (size_t from = 0; rc == 0;) {
+        size_t to = ks.n - from > CHUNK ? from + CHUNK : ks.n;
+        rc = apply_chunk(s, op, &ks, from, to, to == ks.n, &count);
+        if (to == ks.n)
+            break;
+        from = to;
+    }
+    free(ks.k);
+    if (rc == 0)
+        rc = mdb_env_sync(s->env, 1); /* acknowledged means on disk */
+    struct op_purge_done *done = op->purge_done;
+    done->seq = op->purge_seq;
+    done->count = count;
+    done->rc = rc == 0 ? 0 : op_store__mdb_err("purge", rc);
+    pthread_mutex_lock(&s->lock);
+    s->stats.bytes = s->total_bytes;
+    if (rc == 0) {
+        s->stats.purges++;
+        s->stats.purged += count;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0)
+        atomic_store(&s->purge_applied, op->purge_seq);
+    op_log_info("store", "purge %llu (%s%s \"%.*s\"): %llu objects%s",
+                (unsigned long long)op->purge_seq, op->soft ? "soft " : "",
+                op->purge_kind == OP_PURGE_URL      ? "url"
+                : op->purge_kind == OP_PURGE_PREFIX ? "prefix"
+                : op->purge_kind == OP_PURGE_TAG    ? "tag"
+                                                    : "host",
+                (int)op->pattern_len, op->pattern, (unsigned long long)count,
+                rc == 0 ? "" : " (failed)");
+    if (op->reply != NULL)
+        op_mailbox_post(op->reply, &done->msg);
+}
+
+int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern,
+                   size_t len, struct op_mailbox *reply, struct op_purge_done *done)
+{
+    if (len == 0 || len > PATTERN_MAX || (kind == OP_PURGE_TAG && len > OP_STORE_TAG_MAX))
+        return OP_EINVAL;
+    struct op_store_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->pattern = malloc(len)) == NULL) {
+        free(op);
+        return OP_ENOMEM;
+    }
+    memcpy(op->pattern, pattern, len);
+    op->pattern_len = len;
+    op->kind = OP_STORE_PURGE;
+    op->purge_kind = kind;
+    op->soft = soft;
+    op->reply = reply;
+    op->purge_done = done;
+    op_store__enqueue(s, op);
+    return 0;
+}
+
+uint64_t op_store_purge_seq(struct op_store *s)
+{
+    return atomic_load(&s->purge_assigned); /* no lock: read on every lookup */
+}
+
+uint64_t op_store_purge_applied(struct op_store *s)
+{
+    return atomic_load(&s->purge_applied);
+}
