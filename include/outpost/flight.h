@@ -93,6 +93,14 @@ enum op_flight_join_rc op_flight_join(struct op_flight_table *t, const char *key
                                       unsigned worker, struct op_mailbox *mb, uint32_t max_waiters,
                                       uint64_t now_ms, op_flight_progress_cb *cb,
                                       struct op_flight_waiter *w);
+/* The leader records when its fetch began, in the caller's terms (the store's
+ * purge sequence at its lookup). */
+void op_flight_set_epoch(struct op_flight *f, uint64_t epoch);
+/* A running flight for <key> begun before <min_epoch> takes no new waiters:
+ * it leaves the table (its waiters carry on) and the next join leads a new
+ * one. */
+void op_flight_supersede(struct op_flight_table *t, const char *key, size_t len,
+                         uint64_t min_epoch);
 /* Stop waiting (on the waiter's own worker). Harmless when not joined. */
 void op_flight_leave(struct op_flight_waiter *w);
 

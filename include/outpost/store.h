@@ -104,6 +104,11 @@ int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const
                    size_t len, struct op_mailbox *reply, struct op_purge_done *done);
 /* The newest purge given (any thread): for op_store_put. */
 uint64_t op_store_purge_seq(struct op_store *s);
+/* The newest purge given lately (the last 10 min) that may cover primary key
+ * <primary> (any tag purge may), or 0: a fetch for it begun before that
+ * purge must not be shared with requests that come after it. Lock-free when
+ * there was no purge lately. */
+uint64_t op_store_purge_covering(struct op_store *s, const char *primary, size_t plen);
 /* The newest purge committed: "applied up to N". */
 uint64_t op_store_purge_applied(struct op_store *s);
 

@@ -4,6 +4,8 @@
 
 #include "outpost/flight.h"
 
+#include <stdatomic.h>
+
 #include <pthread.h>
 
 #define OP_FLIGHT_MAGIC 0x464c4754u
@@ -32,7 +34,8 @@ struct op_flight {
     uint32_t nwaiters;
     char *head; /* owned; immutable once published */
     size_t head_len;
-    struct op_buf body; /* grows under lock until DONE, immutable after */
+    struct op_buf body;     /* grows under lock until DONE, immutable after */
+    _Atomic uint64_t epoch; /* the leader's purge sequence when it looked in the store */
     /* immutable: */
     uint64_t hash;
     size_t klen;

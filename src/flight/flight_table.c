@@ -209,6 +209,22 @@ out:
     return rc;
 }
 
+void op_flight_set_epoch(struct op_flight *f, uint64_t epoch)
+{
+    atomic_store(&f->epoch, epoch);
+}
+
+void op_flight_supersede(struct op_flight_table *t, const char *key, size_t len, uint64_t min_epoch)
+{
+    uint64_t h = op_flight__hash(key, len);
+    struct shard *s = shard_of(t, h);
+    pthread_mutex_lock(&s->lock);
+    struct entry **pp = find(bucket_of(t, h), KIND_FLIGHT, h, key, len);
+    if (*pp != NULL && atomic_load(&(*pp)->flight->epoch) < min_epoch)
+        unlink_free(t, pp); /* drops the table's reference only */
+    pthread_mutex_unlock(&s->lock);
+}
+
 void op_flight__remove(struct op_flight_table *t, struct op_flight *f)
 {
     struct shard *s = shard_of(t, f->hash);

@@ -53,6 +53,11 @@ bool op_proxy__flight_start(struct op_client *c, const struct op_cc *req_cc)
         op_headers_find(&c->req.headers, "range", 0) >= 0)
         return false;
     uint64_t now = op_time_mono_ms();
+    /* a fetch begun before a purge that may cover this key is not shared
+     * with requests that come after the purge */
+    uint64_t purge = op_store_purge_covering(ctx->store, r->key.data, r->key.len);
+    if (purge != 0)
+        op_flight_supersede(ctx->flight, r->key.data, r->key.len, purge);
     enum op_flight_join_rc rc =
         op_flight_join(ctx->flight, r->key.data, r->key.len, ctx->worker_id, ctx->mailbox,
                        (uint32_t)site->coalesce_max_waiters, now, on_progress, &r->waiter);

@@ -293,6 +293,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     ctx->pubs = pub;
     pub->request_time = op_time_now();
     pub->purge_seq = r->purge_seq;
+    op_flight_set_epoch(f, r->purge_seq);
     pub->stale_meta = r->stale_meta;
     pub->had_stale = r->have_stale;
     pub->conditional =

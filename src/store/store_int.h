@@ -49,6 +49,7 @@ struct op_store_op {
 /* A purge as remembered for matching PUTs that raced it. */
 struct op_store_recent {
     uint64_t seq;
+    uint64_t at_ms; /* op_time_mono_ms when given */
     enum op_purge_kind kind;
     char *pattern; /* owned */
     size_t len;
@@ -79,6 +80,7 @@ struct op_store {
     _Atomic uint64_t purge_assigned;                /* written under lock, read anywhere */
     _Atomic uint64_t purge_applied;                 /* committed and synced */
     struct op_store_recent recent[OP_STORE_RECENT]; /* under lock: ring by seq */
+    _Atomic uint64_t last_purge_ms;                 /* when the newest was given */
     uint64_t puts_dropped;                          /* under lock */
 
     /* writer-owned, persisted in meta */

@@ -61,6 +61,8 @@ void op_store__recent_add(struct op_store *s, const struct op_store_op *op)
     free(r->pattern);
     r->pattern = malloc(op->pattern_len ? op->pattern_len : 1);
     r->seq = r->pattern != NULL ? op->purge_seq : 0;
+    r->at_ms = op_time_mono_ms();
+    atomic_store(&s->last_purge_ms, r->at_ms);
     r->kind = op->purge_kind;
     r->len = op->pattern_len;
     if (r->pattern != NULL)
@@ -361,6 +363,34 @@ int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const
     op->purge_done = done;
     op_store__enqueue(s, op);
     return 0;
+}
+
+/* How far back a fetch still under way may have begun: longer than any
+ * origin timeout a config allows would be wasted, 10 min covers them. */
+#define COVER_WINDOW_MS (10 * 60 * 1000)
+
+uint64_t op_store_purge_covering(struct op_store *s, const char *primary, size_t plen)
+{
+    uint64_t now = op_time_mono_ms();
+    uint64_t last = atomic_load(&s->last_purge_ms);
+    if (last == 0 || now - last > COVER_WINDOW_MS)
+        return 0; /* no purge lately: the common case, no lock */
+    struct op_store_rec rec = {.primary = primary, .primary_len = (uint32_t)plen};
+    uint64_t found = 0;
+    pthread_mutex_lock(&s->lock);
+    uint64_t newest = atomic_load(&s->purge_assigned);
+    for (uint64_t seq = newest; seq > 0 && newest - seq < OP_STORE_RECENT; seq--) {
+        const struct op_store_recent *r = &s->recent[seq % OP_STORE_RECENT];
+        if (r->seq != seq || now - r->at_ms > COVER_WINDOW_MS)
+            break;
+        /* a tag purge may cover anything: the tags come with the response */
+        if (r->kind == OP_PURGE_TAG || op_store__purge_match(r->kind, r->pattern, r->len, &rec)) {
+            found = seq;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
 }
 
 uint64_t op_store_purge_seq(struct op_store *s)

@@ -313,3 +313,36 @@ def test_a_live_socket_is_not_taken_over(origin, outposts, tmp_path):
     assert "another node answers on it" in p.stderr
     st, _ = admin(sock, "GET", "/health")
     assert st == 200
+
+
+def test_requests_after_a_purge_do_not_join_a_fetch_from_before(origin, outposts, tmp_path):
+    n = {"hits": 0}
+
+    def versioned(h):
+        n["hits"] += 1
+        body = b"v%d" % n["hits"]
+        time.sleep(1.0)
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=300")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    origin.routes["/v"] = versioned
+    op, sock = start(outposts, origin, tmp_path, workers=1)
+    out = {}
+
+    def get(name):
+        out[name] = op.request("/v")[1]
+    a = threading.Thread(target=get, args=("a",))
+    a.start()
+    time.sleep(0.3)  # A's fetch is under way
+    st, _ = admin(sock, "POST", "/purge", {"url": "http://127.0.0.1:%d/v" % op.port})
+    assert st == 200
+    b = threading.Thread(target=get, args=("b",))
+    b.start()  # after the purge: must not share A's fetch
+    a.join(10)
+    b.join(10)
+    assert out == {"a": b"v1", "b": b"v2"}
+    time.sleep(0.3)
+    r, body = op.request("/v")
+    assert body == b"v2" and "hit" in r.getheader("Cache-Status")
