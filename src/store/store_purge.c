@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK 2000              /* objects per purge transaction */
+#define CHUNK 10000             /* objects per purge transaction (each commit syncs) */
 #define PURGE_MAGIC 0x3150504fu /* "OPP1" */
 #define PURGE_LOG_KEEP 100000   /* purge log records kept */
 #define PATTERN_MAX 4096
@@ -307,8 +307,9 @@ static int apply_chunk(struct op_store *s, const struct op_store_op *op, struct 
 void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
 {
     struct keys ks = {0};
-    uint64_t count = 0;
+    uint64_t count = 0, t0 = op_time_mono_ms();
     int rc = collect(s, op, &ks);
+    uint64_t t1 = op_time_mono_ms();
     for (size_t from = 0; rc == 0;) {
         size_t to = ks.n - from > CHUNK ? from + CHUNK : ks.n;
         rc = apply_chunk(s, op, &ks, from, to, to == ks.n, &count);
@@ -317,8 +318,12 @@ void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
         from = to;
     }
     free(ks.k);
+    uint64_t t2 = op_time_mono_ms();
     if (rc == 0)
         rc = mdb_env_sync(s->env, 1); /* acknowledged means on disk */
+    op_log_debug("store", "purge %llu: found in %llu ms, applied in %llu ms, synced in %llu ms",
+                 (unsigned long long)op->purge_seq, (unsigned long long)(t1 - t0),
+                 (unsigned long long)(t2 - t1), (unsigned long long)(op_time_mono_ms() - t2));
     struct op_purge_done *done = op->purge_done;
     done->seq = op->purge_seq;
     done->count = count;
@@ -332,14 +337,14 @@ void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
     pthread_mutex_unlock(&s->lock);
     if (rc == 0)
         atomic_store(&s->purge_applied, op->purge_seq);
-    op_log_info("store", "purge %llu (%s%s \"%.*s\"): %llu objects%s",
+    op_log_info("store", "purge %llu (%s%s \"%.*s\"): %llu objects in %llu ms%s",
                 (unsigned long long)op->purge_seq, op->soft ? "soft " : "",
                 op->purge_kind == OP_PURGE_URL      ? "url"
                 : op->purge_kind == OP_PURGE_PREFIX ? "prefix"
                 : op->purge_kind == OP_PURGE_TAG    ? "tag"
                                                     : "host",
                 (int)op->pattern_len, op->pattern, (unsigned long long)count,
-                rc == 0 ? "" : " (failed)");
+                (unsigned long long)(op_time_mono_ms() - t0), rc == 0 ? "" : " (failed)");
     if (op->reply != NULL)
         op_mailbox_post(op->reply, &done->msg);
 }

@@ -100,7 +100,7 @@ class Caches:
         self.procs.append(p)
         return p
 
-    def start(self, outpost_site=None):
+    def start(self, outpost_site=None, outpost_top=None):
         d, o = self.dir, self.origin
         n = self.ports["nginx"] = free_port()
         with open(d + "/cache.conf", "w") as f:
@@ -118,8 +118,11 @@ class Caches:
         p = self.ports["outpost"] = free_port()
         with open(d + "/outpost.yaml", "w") as f:
             f.write("listen: 127.0.0.1:%d\ncache_dir: %s/outpost-cache\nworkers: %d\n"
-                    "log_level: warn\nsites:\n  - host: \"*\"\n    origin: http://127.0.0.1:%d\n"
-                    "    first_byte_timeout: 5s\n" % (p, d, self.workers, o))
+                    "log_level: warn\n" % (p, d, self.workers))
+            for k, val in (outpost_top or {}).items():
+                f.write("%s: %s\n" % (k, val))
+            f.write("sites:\n  - host: \"*\"\n    origin: http://127.0.0.1:%d\n"
+                    "    first_byte_timeout: 5s\n" % o)
             for k, val in (outpost_site or {}).items():
                 f.write("    %s: %s\n" % (k, val))
         self.spawn([os.path.join(TOP, "build", "outpost"), "-c", d + "/outpost.yaml"])

@@ -7,6 +7,8 @@ counting what it is asked. Run as a process: origin.py PORT
   /spike/...    200 after 50 ms with max-age=2, but at most 8 at once: beyond
                 that 503 at once (an origin that sheds load)
   /fail/...     per the mode set with /__mode?m=ok|503|hang (200 max-age=1)
+  /tagged/N     200 at once, max-age=3600, Surrogate-Key: all gN%100
+  /hot/N        200 at once, max-age=3600, Surrogate-Key: hot
   /__stats      JSON counts; /__reset zeroes them
 """
 import asyncio
@@ -19,10 +21,10 @@ state = {"inflight_spike": 0, "mode": "ok"}
 BODY = b"x" * 1024
 
 
-def response(status, cc, body=BODY, reason=None):
+def response(status, cc, body=BODY, reason=None, extra=""):
     reason = reason or {200: "OK", 503: "Service Unavailable"}[status]
-    head = ("HTTP/1.1 %d %s\r\nCache-Control: %s\r\nContent-Length: %d\r\n\r\n"
-            % (status, reason, cc, len(body))).encode()
+    head = ("HTTP/1.1 %d %s\r\nCache-Control: %s\r\n%sContent-Length: %d\r\n\r\n"
+            % (status, reason, cc, extra, len(body))).encode()
     return head + body
 
 
@@ -49,6 +51,12 @@ async def answer(path):
             state["inflight_spike"] -= 1
         stats["ok"] += 1
         return response(200, "max-age=2")
+    if prefix == "/tagged":
+        last = path.split("/")[2]
+        n = int(last.rsplit("-", 1)[-1]) if last[-1:].isdigit() else 0
+        return response(200, "max-age=3600", extra="Surrogate-Key: all g%d\r\n" % (n % 100))
+    if prefix == "/hot":
+        return response(200, "max-age=3600", extra="Surrogate-Key: hot\r\n")
     if prefix == "/fail":
         if state["mode"] == "503":
             return response(503, "no-store", b"down\n")
