@@ -4,6 +4,7 @@
  * 2 bad usage; 3 cannot listen (address in use or not allowed); 4 cannot open
  * the cache; 5 other start-up failure (resolving an origin, threads, memory).
  */
+#include "main_gens.h"
 #include "outpost/admin.h"
 #include "outpost/conf.h"
 #include "outpost/fetch.h"
@@ -80,65 +81,14 @@ static struct op_conf *config_from_flags(const struct quick *q, size_t n)
     return conf;
 }
 
-/* One op_origin_server per origin of every site, in order. NULL when a name
- * does not resolve (logged). */
-static struct op_origin_server *origins_create(const struct op_conf *conf, size_t *n)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < conf->nsites; i++)
-        total += conf->sites[i].norigins;
-    struct op_origin_server *s = calloc(total, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < conf->nsites; i++) {
-        const struct op_conf_site *site = &conf->sites[i];
-        for (size_t j = 0; j < site->norigins; j++) {
-            const struct op_conf_origin *o = &site->origins[j];
-            struct op_origin_spec spec = {
-                .name = o->url,
-                .host = o->host,
-                .port = o->port,
-                .weight = o->weight,
-                .resolve_interval_ms = site->origin_resolve_interval_ms,
-                .check_path = site->health_check_path,
-                .check_host = site->host_header[0] != '\0'   ? site->host_header
-                              : strcmp(site->host, "*") != 0 ? site->host
-                                                             : "",
-                .check_interval_ms = site->health_check_interval_ms,
-                .check_timeout_ms = site->health_check_timeout_ms,
-                .check_rise = (uint32_t)site->health_check_rise,
-                .check_fall = (uint32_t)site->health_check_fall,
-            };
-            if (op_origin_server_init(&s[k], &spec) != 0) {
-                while (k > 0)
-                    op_origin_server_fini(&s[--k]);
-                free(s);
-                return NULL;
-            }
-            k++;
-        }
-    }
-    *n = total;
-    return s;
-}
-
-static void origins_free(struct op_origin_server *s, size_t n)
-{
-    for (size_t i = 0; s != NULL && i < n; i++)
-        op_origin_server_fini(&s[i]);
-    free(s);
-}
-
 static void sum_metrics(void *arg, struct op_metrics *sum);
 
 struct runtime {
     struct op_worker **workers;
     unsigned nworkers;
-    struct op_origin_server *origins;
-    size_t norigins;
+    struct op_gens gens;
     struct op_admin *admin;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     bool stopping;
 };
 
@@ -158,13 +108,33 @@ static void on_signal(uv_signal_t *h, int signum)
     op_log_info("main", "signal %d: stopping; finishing in-flight responses", signum);
     for (unsigned i = 0; i < rt->nworkers; i++)
         op_worker_stop(rt->workers[i]);
-    op_origin_watch_stop(rt->origins, rt->norigins);
+    op_gens_stop(&rt->gens);
     op_admin_stop(rt->admin);
     uv_close((uv_handle_t *)&rt->sigterm, NULL);
     uv_close((uv_handle_t *)&rt->sigint, NULL);
+    uv_close((uv_handle_t *)&rt->sighup, NULL);
 }
 
-static int run(struct op_conf *conf)
+static int reload(void *arg, struct op_buf *errors, uint64_t *id)
+{
+    struct runtime *rt = arg;
+    return op_gens_reload(&rt->gens, errors, id);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct runtime *rt = h->data;
+    (void)signum;
+    struct op_buf errors;
+    op_buf_init(&errors, 1 << 20);
+    uint64_t id;
+    if (reload(rt, &errors, &id) != 0)
+        op_log_error("main", "SIGHUP: the new configuration was refused; the old one stays:\n%.*s",
+                     (int)errors.len, errors.data ? errors.data : "");
+    op_buf_fini(&errors);
+}
+
+static int run(struct op_conf *conf, const char *path)
 {
     enum op_log_level lvl = OP_LOG_INFO;
     op_log_level_parse(conf->log_level, &lvl);
@@ -175,13 +145,13 @@ static int run(struct op_conf *conf)
     if (op_net_resolve(conf->listen_host, conf->listen_port, &listen_addr) != 0)
         return EXIT_START;
     size_t norigins = 0;
-    struct op_origin_server *origins = origins_create(conf, &norigins);
+    struct op_origin_server *origins = op_main_origins_create(conf, &norigins);
     if (origins == NULL)
         return EXIT_START;
 
     struct op_access_log *access = NULL;
     if (conf->access_log[0] != '\0' && op_access_log_open(conf->access_log, &access) != 0) {
-        origins_free(origins, norigins);
+        op_main_origins_free(origins, norigins);
         return EXIT_START;
     }
     struct op_store *store;
@@ -190,7 +160,7 @@ static int run(struct op_conf *conf)
                                    .max_object_size = conf->max_object_size};
     if (op_store_open(&scfg, &store) != 0) {
         op_access_log_close(access);
-        origins_free(origins, norigins);
+        op_main_origins_free(origins, norigins);
         return EXIT_STORE;
     }
     struct runtime rt = {0};
@@ -200,7 +170,7 @@ static int run(struct op_conf *conf)
     if (op_flight_table_create(65536, rt.nworkers, &flight) != 0) {
         op_access_log_close(access);
         op_store_close(store);
-        origins_free(origins, norigins);
+        op_main_origins_free(origins, norigins);
         return EXIT_START;
     }
     /* the admin socket before the workers: a node already answering on it
@@ -214,6 +184,7 @@ static int run(struct op_conf *conf)
                                        .node = conf->cache_name,
                                        .store = store,
                                        .metrics = sum_metrics,
+                                       .reload = reload,
                                        .arg = &rt};
         int arc = op_admin_start(&acfg, &rt.admin);
         if (arc != 0) {
@@ -223,8 +194,6 @@ static int run(struct op_conf *conf)
         }
     }
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
-    rt.origins = origins;
-    rt.norigins = norigins;
     for (unsigned i = 0; code == 0 && rt.workers != NULL && i < rt.nworkers; i++) {
         int rc =
             op_worker_create(i, conf, store, flight, &listen_addr, origins, access, &rt.workers[i]);
@@ -245,7 +214,7 @@ static int run(struct op_conf *conf)
         op_flight_table_destroy(flight);
         op_access_log_close(access);
         free(rt.workers);
-        origins_free(origins, norigins);
+        op_main_origins_free(origins, norigins);
         return code;
     }
     for (unsigned i = 0; i < rt.nworkers; i++) {
@@ -254,15 +223,18 @@ static int run(struct op_conf *conf)
             exit(EXIT_START);
         }
     }
-    if (op_origin_watch_start(origins, norigins, loop) != 0) {
+    /* generation 1: the origins are the generations' from now on */
+    if (op_gens_init(&rt.gens, loop, path, conf, origins, norigins, rt.workers, rt.nworkers) != 0) {
         op_log_error("main", "cannot start the origin health checks: out of memory");
         exit(EXIT_START);
     }
     uv_signal_init(loop, &rt.sigterm);
     uv_signal_init(loop, &rt.sigint);
-    rt.sigterm.data = rt.sigint.data = &rt;
+    uv_signal_init(loop, &rt.sighup);
+    rt.sigterm.data = rt.sigint.data = rt.sighup.data = &rt;
     uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
     uv_signal_start(&rt.sigint, on_signal, SIGINT);
+    uv_signal_start(&rt.sighup, on_sighup, SIGHUP);
     op_log_info("main", "ready: listening on http://%s:%u with %u workers, cache %s",
                 conf->listen_host, conf->listen_port, rt.nworkers, conf->cache_dir);
     uv_run(loop, UV_RUN_DEFAULT);
@@ -273,11 +245,11 @@ static int run(struct op_conf *conf)
     op_admin_free(rt.admin);
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_destroy(rt.workers[i]);
+    op_gens_fini(&rt.gens); /* the configurations reloaded since start, and their origins */
     op_flight_table_destroy(flight);
     op_access_log_close(access); /* after the workers handed over their last lines */
     uv_loop_close(loop);
     free(rt.workers);
-    origins_free(origins, norigins);
     op_log_info("main", "stopped");
     return 0;
 }
@@ -367,7 +339,7 @@ int main(int argc, char **argv)
         op_conf_free(conf);
         return 0;
     }
-    int code = run(conf);
+    int code = run(conf, config);
     op_conf_free(conf);
     return code;
 }

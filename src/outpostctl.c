@@ -1,7 +1,7 @@
 /* outpostctl: the admin API from the command line.
  *
  *   outpostctl [--socket PATH] [--json] purge URL | --prefix URL | --tag TAG | --host HOST [--soft]
- *   outpostctl [--socket PATH] [--json] stats | metrics | health | drain | undrain
+ *   outpostctl [--socket PATH] [--json] stats | metrics | health | drain | undrain | reload
  *
  * The socket is --socket, else $OUTPOST_ADMIN_SOCKET, else
  * /run/outpost/admin.sock. Readable output by default, the node's JSON with
@@ -31,6 +31,8 @@ static void usage(FILE *f)
                "  purge --tag TAG [--soft]     objects with that Surrogate-Key or Cache-Tag\n"
                "  purge --host HOST [--soft]   one site (\"*\": everything)\n"
                "  stats | metrics | health | drain | undrain\n"
+               "  reload                      load the config file again (the old one stays\n"
+               "                              if the new one has errors)\n"
                "--soft marks objects stale instead of removing them. The socket is --socket,\n"
                "else $OUTPOST_ADMIN_SOCKET, else /run/outpost/admin.sock.\n"
                "exit codes: 0 done (health: ready), 1 refused or failed (health: draining),\n"
@@ -122,6 +124,12 @@ static int show(const struct reply *rep, const char *cmd, bool as_json)
     } else if (!ok && json_is_string(json_object_get(doc, "error"))) {
         fprintf(stderr, "outpostctl: %s: %d %s\n", cmd, rep->status,
                 json_string_value(json_object_get(doc, "error")));
+        json_t *errs = json_object_get(doc, "errors");
+        for (size_t i = 0; i < json_array_size(errs); i++)
+            fprintf(stderr, "  %s\n", json_string_value(json_array_get(errs, i)));
+    } else if (strcmp(cmd, "reload") == 0) {
+        printf("reloaded: configuration %lld\n",
+               (long long)json_integer_value(json_object_get(doc, "generation")));
     } else if (strcmp(cmd, "purge") == 0) {
         printf("%s %lld object%s (purge %lld)\n",
                json_is_true(json_object_get(doc, "soft")) ? "marked stale" : "purged",
@@ -210,9 +218,12 @@ int main(int argc, char **argv)
         path = strcmp(cmd, "stats") == 0     ? "/stats"
                : strcmp(cmd, "metrics") == 0 ? "/metrics"
                                              : "/health";
-    } else if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0) {
+    } else if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0 ||
+               strcmp(cmd, "reload") == 0) {
         method = "POST";
-        path = strcmp(cmd, "drain") == 0 ? "/drain" : "/undrain";
+        path = strcmp(cmd, "drain") == 0    ? "/drain"
+               : strcmp(cmd, "reload") == 0 ? "/reload"
+                                            : "/undrain";
     } else {
         fprintf(stderr, "outpostctl: unknown command: %s\n", cmd);
         usage(stderr);

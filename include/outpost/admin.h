@@ -10,6 +10,8 @@
  *
  *   GET  /health                 200 {"status":"ready"} or 503 {"status":"draining"}
  *   POST /drain, POST /undrain
+ *   POST /reload                 200 {"reloaded": true, "generation": N}, or 400 with
+ *                                the new config's errors (the old one stays)
  *   GET  /stats                  JSON counters
  *   GET  /metrics                Prometheus text
  *   POST /purge                  {"url"|"prefix"|"tag"|"host": "...", "soft": false}
@@ -35,6 +37,9 @@ struct op_admin_config {
     struct op_store *store; /* borrowed */
     /* Sum of the workers' counters (read without locks: each is one word). */
     void (*metrics)(void *arg, struct op_metrics *sum);
+    /* Reload the config file: 0 with *id, or non-zero with the reasons in
+     * <errors>, one per line (the old config stays). */
+    int (*reload)(void *arg, struct op_buf *errors, uint64_t *id);
     void *arg;
 };
 

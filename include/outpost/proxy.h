@@ -24,14 +24,29 @@ struct op_proxy_site {
     struct op_upstream upstream;     /* this worker's pools for the site's origins */
 };
 
+/* One configuration generation on a worker: its config and the sites' origin
+ * pools. A reload makes a new one current; the old one lives on while the
+ * requests and publishers that began under it run (each holds a reference),
+ * then ctx->on_gen_released gets it. */
+struct op_proxy_gen {
+    uint64_t id;
+    struct op_proxy_ctx *ctx;    /* borrowed: the worker's */
+    const struct op_conf *conf;  /* borrowed: outlives every reference */
+    struct op_proxy_site *sites; /* owned by the worker: nsites */
+    size_t nsites;
+    uint32_t refs;     /* requests and publishers, plus one while current */
+    uv_timer_t reaper; /* the worker's: frees it once its pools have closed */
+};
+
 struct op_proxy_ctx {
     uv_loop_t *loop; /* borrowed: the worker's */
     unsigned worker_id;
-    const struct op_conf *conf;     /* borrowed */
+    const struct op_conf *conf;     /* borrowed: the current generation's */
     struct op_store *store;         /* borrowed */
     struct op_store_reader *reader; /* owned by the worker */
-    struct op_proxy_site *sites;    /* owned by the worker: nsites */
-    size_t nsites;
+    struct op_proxy_gen *gen;       /* the current generation (holds a reference) */
+    /* A generation no longer current lost its last reference. */
+    void (*on_gen_released)(struct op_proxy_ctx *ctx, struct op_proxy_gen *g);
     struct op_mailbox *mailbox; /* borrowed: the worker's, for store acks */
     struct op_metrics metrics;
     struct op_access_buf access; /* this worker's access log lines */
@@ -43,6 +58,12 @@ struct op_proxy_ctx {
     bool draining;
     void (*on_drained)(struct op_proxy_ctx *ctx); /* nclients reached 0 while draining */
 };
+
+/* Make <g> current (refs becomes 1); the previous one goes when its last
+ * request ends. */
+void op_proxy_set_gen(struct op_proxy_ctx *ctx, struct op_proxy_gen *g);
+void op_proxy_gen_ref(struct op_proxy_gen *g);
+void op_proxy_gen_unref(struct op_proxy_gen *g);
 
 /* Accept one connection from <listener> (its connection_cb calls this).
  * Refuses (and counts) beyond max_connections. */

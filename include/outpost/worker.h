@@ -28,6 +28,21 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
                      struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
                      struct op_origin_server *servers, struct op_access_log *access,
                      struct op_worker **out);
+
+/* Configuration generations. The worker starts on generation 1 (<conf>,
+ * <servers>). op_worker_reload hands it generation <id>: new requests use
+ * it at once; requests under way finish on the one they began with. When the
+ * worker no longer uses a generation (it left it and its last request ended),
+ * it posts a message to <released_to> (run with <run> on the receiver's
+ * thread): op_worker_released_gen() tells which;
+ * the receiver frees the message with free(). conf and servers must live
+ * until every worker released them. */
+void op_worker_set_release_mailbox(struct op_worker *w, struct op_mailbox *released_to,
+                                   void (*run)(struct op_msg *m), void *arg);
+int op_worker_reload(struct op_worker *w, uint64_t id, const struct op_conf *conf,
+                     struct op_origin_server *servers);
+/* The generation a "released" message names; *arg gets the set_release arg. */
+uint64_t op_worker_released_gen(const struct op_msg *m, void **arg);
 /* Start its thread. 0 or OP_ENOMEM. */
 int op_worker_start(struct op_worker *w);
 /* Ask it to stop: it closes its listener, finishes in-flight responses up to

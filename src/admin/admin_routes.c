@@ -269,6 +269,34 @@ void op_admin__purge_done(struct op_msg *m)
     free(p);
 }
 
+static void reload(struct admin_conn *c)
+{
+    struct op_admin *a = c->admin;
+    struct op_buf errors;
+    op_buf_init(&errors, 1 << 20);
+    uint64_t id = 0;
+    if (a->cfg.reload(a->cfg.arg, &errors, &id) == 0) {
+        op_buf_fini(&errors);
+        respond_json(c, 200, json_pack("{s:b, s:I}", "reloaded", 1, "generation", (json_int_t)id));
+        return;
+    }
+    json_t *list = json_array();
+    const char *p = errors.data ? errors.data : "";
+    const char *end = p + errors.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (n > 0)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + 1;
+    }
+    op_buf_fini(&errors);
+    json_t *obj =
+        json_pack("{s:s}", "error", "the new configuration was refused; the old one stays");
+    json_object_set_new(obj, "errors", list);
+    respond_json(c, 400, obj);
+}
+
 void op_admin__route(struct admin_conn *c)
 {
     enum op_http_method m = c->req.method;
@@ -277,10 +305,9 @@ void op_admin__route(struct admin_conn *c)
         enum op_http_method method;
         void (*fn)(struct admin_conn *c);
     } routes[] = {
-        {"/health", OP_HTTP_GET, health},
-        {"/stats", OP_HTTP_GET, stats},
-        {"/metrics", OP_HTTP_GET, metrics},
-        {"/purge", OP_HTTP_POST, purge},
+        {"/health", OP_HTTP_GET, health},   {"/stats", OP_HTTP_GET, stats},
+        {"/metrics", OP_HTTP_GET, metrics}, {"/purge", OP_HTTP_POST, purge},
+        {"/reload", OP_HTTP_POST, reload},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (!path_is(c, routes[i].path))
@@ -301,6 +328,6 @@ void op_admin__route(struct admin_conn *c)
         return;
     }
     op_admin__error(c, 404,
-                    "no such endpoint: /health, /stats, /metrics, /purge, /drain, "
+                    "no such endpoint: /health, /stats, /metrics, /purge, /reload, /drain, "
                     "/undrain");
 }

@@ -49,7 +49,8 @@ enum op_fwd {
 /* One request on a connection: everything reset between requests. */
 struct op_request {
     uint64_t id;
-    struct op_proxy_site *site; /* borrowed */
+    struct op_proxy_site *site; /* borrowed from gen */
+    struct op_proxy_gen *gen;   /* a reference while routed */
     struct op_buf key;          /* primary cache key */
     bool cacheable;             /* GET/HEAD without a body */
     enum op_fwd fwd;

@@ -16,7 +16,8 @@ struct op_pub {
     struct op_pub *prev, *next;      /* borrowed: ctx->pubs list */
     struct op_proxy_ctx *ctx;        /* borrowed */
     const struct op_conf_site *site; /* borrowed */
-    struct op_proxy_site *psite;     /* borrowed: the worker's pools for the site */
+    struct op_proxy_site *psite;     /* borrowed from gen: the worker's pools for the site */
+    struct op_proxy_gen *gen;        /* a reference: psite lives while it is held */
     struct op_flight *flight;        /* ref */
     struct op_fetch *fetch;          /* owned */
     struct op_client *leader;        /* borrowed: the leading client while it waits */
@@ -69,6 +70,9 @@ static void pub_free(struct op_pub *pub)
     op_buf_fini(&pub->stale_body);
     op_headers_fini(&pub->resp_headers);
     op_buf_fini(&pub->head);
+    if (pub->gen != NULL)
+        op_proxy_gen_unref(pub->gen); /* after the fetch: its pools may close now */
+    pub->gen = NULL;
     pub->magic = 0;
     if (pub->timer_open)
         uv_close((uv_handle_t *)&pub->timer, on_timer_closed);
@@ -285,6 +289,8 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     pub->ctx = ctx;
     pub->site = r->site->conf;
     pub->psite = r->site;
+    pub->gen = r->gen;
+    op_proxy_gen_ref(pub->gen);
     op_flight_ref(f);
     pub->flight = f;
     pub->next = ctx->pubs;

@@ -33,6 +33,33 @@ void op_proxy__request_fini(struct op_request *r)
     op_buf_fini(&r->stale_body);
     op_buf_fini(&r->body);
     op_headers_fini(&r->resp_headers);
+    if (r->gen != NULL)
+        op_proxy_gen_unref(r->gen);
+    r->gen = NULL;
+    r->site = NULL;
+}
+
+void op_proxy_gen_ref(struct op_proxy_gen *g)
+{
+    g->refs++;
+}
+
+void op_proxy_gen_unref(struct op_proxy_gen *g)
+{
+    OP_ASSERT(g->refs > 0);
+    if (--g->refs == 0)
+        g->ctx->on_gen_released(g->ctx, g);
+}
+
+void op_proxy_set_gen(struct op_proxy_ctx *ctx, struct op_proxy_gen *g)
+{
+    struct op_proxy_gen *old = ctx->gen;
+    g->ctx = ctx;
+    g->refs = 1;
+    ctx->gen = g;
+    ctx->conf = g->conf;
+    if (old != NULL)
+        op_proxy_gen_unref(old);
 }
 
 static struct op_proxy_site *route(struct op_proxy_ctx *ctx, const char *host, size_t hlen)
@@ -49,12 +76,13 @@ static struct op_proxy_site *route(struct op_proxy_ctx *ctx, const char *host, s
     if (colon != NULL)
         hlen = (size_t)(colon - host);
     struct op_proxy_site *any = NULL;
-    for (size_t i = 0; i < ctx->nsites; i++) {
-        const char *name = ctx->sites[i].conf->host;
+    struct op_proxy_gen *g = ctx->gen;
+    for (size_t i = 0; i < g->nsites; i++) {
+        const char *name = g->sites[i].conf->host;
         if (strcmp(name, "*") == 0)
-            any = &ctx->sites[i];
+            any = &g->sites[i];
         else if (strlen(name) == hlen && strncasecmp(name, host, hlen) == 0)
-            return &ctx->sites[i];
+            return &g->sites[i];
     }
     return any;
 }
@@ -238,6 +266,8 @@ void op_proxy__request_start(struct op_client *c)
         hlen = 0;
     }
     r->site = route(ctx, host, hlen);
+    r->gen = ctx->gen; /* the site and its pools live as long as this reference */
+    op_proxy_gen_ref(r->gen);
     if (r->site == NULL) {
         op_proxy__error(c, 421, "no site is configured for this host", false);
         return;

@@ -26,7 +26,26 @@ struct op_worker {
     struct op_mailbox mailbox;
     struct op_msg stop_msg;
     struct op_proxy_ctx ctx;
-    struct op_proxy_site *sites; /* owned */
+    struct op_store *store;         /* borrowed */
+    struct op_mailbox *released_to; /* borrowed: main's, for released generations */
+    void (*released_run)(struct op_msg *m);
+    void *released_arg;
+    unsigned nretiring; /* generations left and not yet freed */
+};
+
+/* A generation handed over from the main thread. */
+struct reload_msg {
+    struct op_msg msg; /* first */
+    struct op_worker *w;
+    uint64_t id;
+    const struct op_conf *conf;
+    struct op_origin_server *servers;
+};
+
+struct released_msg {
+    struct op_msg msg; /* first */
+    uint64_t id;
+    void *arg;
 };
 
 static void on_wake(void *arg)
@@ -44,6 +63,147 @@ static void on_access_timer(uv_timer_t *t)
 {
     struct op_worker *w = t->data;
     op_access_flush(&w->ctx.access); /* a quiet node's lines do not wait for a full block */
+}
+
+/* The sites of <conf>, each with this worker's pools for its origins
+ * (<servers>: conf->sites[i].norigins each, in order). */
+static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const struct op_conf *conf,
+                                    struct op_origin_server *servers)
+{
+    struct op_proxy_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->sites = calloc(conf->nsites, sizeof(*g->sites))) == NULL) {
+        free(g);
+        return NULL;
+    }
+    g->id = id;
+    g->conf = conf;
+    for (size_t i = 0; i < conf->nsites; i++) {
+        const struct op_conf_site *s = &conf->sites[i];
+        struct op_upstream *u = &g->sites[i].upstream;
+        g->sites[i].conf = s;
+        if (op_upstream_init(u, &w->loop, servers, s->norigins, &w->ctx.metrics) != 0) {
+            for (size_t j = 0; j < i; j++) {
+                op_upstream_close(&g->sites[j].upstream);
+            }
+            /* the queue timers are closing: the loop frees nothing of them,
+             * but their memory must outlive the close; keep it (rare: ENOMEM) */
+            return NULL;
+        }
+        g->nsites = i + 1;
+        servers += s->norigins;
+        for (uint32_t j = 0; j < u->n; j++) {
+            struct op_origin *o = &u->origins[j];
+            o->connect_timeout_ms = s->connect_timeout_ms;
+            o->first_byte_timeout_ms = s->first_byte_timeout_ms;
+            o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
+            o->idle_max = (uint32_t)s->origin_idle_max;
+            o->max_conns = (uint32_t)s->origin_max_conns;
+            o->queue_max = (uint32_t)s->origin_queue;
+            o->queue_timeout_ms = s->origin_queue_timeout_ms;
+            o->fail_threshold = (uint32_t)s->origin_fail_threshold;
+            o->cooldown_ms = s->origin_fail_cooldown_ms;
+            o->stall_ms = s->origin_stall_timeout_ms;
+        }
+    }
+    uv_timer_init(&w->loop, &g->reaper);
+    g->reaper.data = w;
+    return g;
+}
+
+static void gen_free(struct op_proxy_gen *g)
+{
+    for (size_t i = 0; i < g->nsites; i++)
+        op_upstream_fini(&g->sites[i].upstream);
+    free(g->sites);
+    free(g);
+}
+
+static void on_reaper_closed(uv_handle_t *h)
+{
+    struct op_proxy_gen *g =
+        (struct op_proxy_gen *)((char *)h - offsetof(struct op_proxy_gen, reaper));
+    struct op_worker *w = h->data;
+    uint64_t id = g->id;
+    gen_free(g);
+    w->nretiring--;
+    struct released_msg *m = calloc(1, sizeof(*m));
+    if (m != NULL && w->released_to != NULL) {
+        m->msg.run = w->released_run;
+        m->id = id;
+        m->arg = w->released_arg;
+        op_mailbox_post(w->released_to, &m->msg);
+    } else {
+        free(m);
+    }
+}
+
+/* A loop turn after its pools closed (their close callbacks have run). */
+static void on_reaper(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, on_reaper_closed);
+}
+
+static void on_gen_released(struct op_proxy_ctx *ctx, struct op_proxy_gen *g)
+{
+    struct op_worker *w = (struct op_worker *)((char *)ctx - offsetof(struct op_worker, ctx));
+    for (size_t i = 0; i < g->nsites; i++)
+        op_upstream_close(&g->sites[i].upstream);
+    w->nretiring++;
+    uv_timer_start(&g->reaper, on_reaper, 0, 0);
+}
+
+static void on_reload(struct op_msg *m)
+{
+    struct reload_msg *r = (struct reload_msg *)m;
+    struct op_worker *w = r->w;
+    struct op_proxy_gen *g = w->finished ? NULL : gen_new(w, r->id, r->conf, r->servers);
+    if (g == NULL) {
+        op_log_error("worker", "w%u: cannot take configuration %llu; keeping %llu", w->id,
+                     (unsigned long long)r->id, (unsigned long long)w->ctx.gen->id);
+        struct released_msg *rm = calloc(1, sizeof(*rm)); /* never used: released at once */
+        if (rm != NULL && w->released_to != NULL) {
+            rm->msg.run = w->released_run;
+            rm->id = r->id;
+            rm->arg = w->released_arg;
+            op_mailbox_post(w->released_to, &rm->msg);
+        } else {
+            free(rm);
+        }
+    } else {
+        w->conf = r->conf;
+        op_proxy_set_gen(&w->ctx, g);
+    }
+    free(r);
+}
+
+void op_worker_set_release_mailbox(struct op_worker *w, struct op_mailbox *released_to,
+                                   void (*run)(struct op_msg *m), void *arg)
+{
+    w->released_to = released_to;
+    w->released_run = run;
+    w->released_arg = arg;
+}
+
+int op_worker_reload(struct op_worker *w, uint64_t id, const struct op_conf *conf,
+                     struct op_origin_server *servers)
+{
+    struct reload_msg *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return OP_ENOMEM;
+    r->msg.run = on_reload;
+    r->w = w;
+    r->id = id;
+    r->conf = conf;
+    r->servers = servers;
+    op_mailbox_post(&w->mailbox, &r->msg);
+    return 0;
+}
+
+uint64_t op_worker_released_gen(const struct op_msg *m, void **arg)
+{
+    const struct released_msg *r = (const struct released_msg *)m;
+    *arg = r->arg;
+    return r->id;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -74,8 +234,9 @@ static void finish(struct op_worker *w)
     uv_close((uv_handle_t *)&w->access_timer, NULL);
     op_access_buf_fini(&w->ctx.access); /* every request has ended: its line is in */
     uv_close((uv_handle_t *)&w->async, NULL);
-    for (size_t i = 0; i < w->ctx.nsites; i++)
-        op_upstream_close(&w->sites[i].upstream);
+    for (size_t i = 0; i < w->ctx.gen->nsites; i++) /* the others have closed */
+        op_upstream_close(&w->ctx.gen->sites[i].upstream);
+    uv_close((uv_handle_t *)&w->ctx.gen->reaper, NULL); /* freed by op_worker_destroy */
 }
 
 static void on_drained(struct op_proxy_ctx *ctx)
@@ -129,9 +290,8 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
         return -fd;
     }
     w->listen_fd = fd;
-    w->sites = calloc(conf->nsites, sizeof(*w->sites));
-    if (w->sites == NULL || uv_loop_init(&w->loop) != 0) {
-        free(w->sites);
+    w->store = store;
+    if (uv_loop_init(&w->loop) != 0) {
         free(w);
         return OP_ENOMEM;
     }
@@ -157,8 +317,6 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
     ctx->store = store;
     ctx->flight = flight;
     ctx->mailbox = &w->mailbox;
-    ctx->sites = w->sites;
-    ctx->nsites = conf->nsites;
     ctx->on_drained = on_drained;
     op_access_buf_init(&ctx->access, access);
     uv_timer_init(&w->loop, &w->access_timer);
@@ -167,27 +325,11 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
         uv_timer_start(&w->access_timer, on_access_timer, 250, 250);
     if (op_store_reader_open(store, &ctx->reader) != 0)
         return OP_ENOMEM;
-    for (size_t i = 0; i < conf->nsites; i++) {
-        const struct op_conf_site *s = &conf->sites[i];
-        struct op_upstream *u = &w->sites[i].upstream;
-        w->sites[i].conf = s;
-        if (op_upstream_init(u, &w->loop, servers, s->norigins, &ctx->metrics) != 0)
-            return OP_ENOMEM; /* the process exits */
-        servers += s->norigins;
-        for (uint32_t j = 0; j < u->n; j++) {
-            struct op_origin *o = &u->origins[j];
-            o->connect_timeout_ms = s->connect_timeout_ms;
-            o->first_byte_timeout_ms = s->first_byte_timeout_ms;
-            o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
-            o->idle_max = (uint32_t)s->origin_idle_max;
-            o->max_conns = (uint32_t)s->origin_max_conns;
-            o->queue_max = (uint32_t)s->origin_queue;
-            o->queue_timeout_ms = s->origin_queue_timeout_ms;
-            o->fail_threshold = (uint32_t)s->origin_fail_threshold;
-            o->cooldown_ms = s->origin_fail_cooldown_ms;
-            o->stall_ms = s->origin_stall_timeout_ms;
-        }
-    }
+    ctx->on_gen_released = on_gen_released;
+    struct op_proxy_gen *g = gen_new(w, 1, conf, servers);
+    if (g == NULL)
+        return OP_ENOMEM; /* the process exits */
+    op_proxy_set_gen(ctx, g);
     *out = w;
     return 0;
 }
@@ -219,9 +361,7 @@ void op_worker_destroy(struct op_worker *w)
     if (uv_loop_close(&w->loop) != 0)
         op_log_warn("worker", "w%u: loop closed with handles open", w->id);
     op_mailbox_fini(&w->mailbox);
-    for (size_t i = 0; i < w->ctx.nsites; i++)
-        op_upstream_fini(&w->sites[i].upstream);
-    free(w->sites);
+    gen_free(w->ctx.gen); /* its pools and reaper closed in finish() */
     w->magic = 0;
     free(w);
 }
