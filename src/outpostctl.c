@@ -31,6 +31,7 @@ static void usage(FILE *f)
                "  purge --tag TAG [--soft]     objects with that Surrogate-Key or Cache-Tag\n"
                "  purge --host HOST [--soft]   one site (\"*\": everything)\n"
                "  stats | metrics | health | drain | undrain\n"
+               "  inspect URL                 its stored variants: age, ttl, grace, size, tags\n"
                "  reload                      load the config file again (the old one stays\n"
                "                              if the new one has errors)\n"
                "--soft marks objects stale instead of removing them. The socket is --socket,\n"
@@ -119,6 +120,15 @@ static int show(const struct reply *rep, const char *cmd, bool as_json)
     json_error_t err;
     json_t *doc = json_loads(rep->body, 0, &err);
     bool ok = rep->status == 200;
+    if (!ok && rep->status == 404 && strcmp(cmd, "inspect") == 0 && doc != NULL &&
+        json_object_get(doc, "variants") != NULL) {
+        if (as_json)
+            fputs(rep->body, stdout);
+        else
+            printf("%s: not in the cache\n", json_string_value(json_object_get(doc, "key")));
+        json_decref(doc);
+        return EXIT_REFUSED;
+    }
     if (as_json || strcmp(cmd, "metrics") == 0 || doc == NULL) {
         fputs(rep->body, ok ? stdout : stderr);
     } else if (!ok && json_is_string(json_object_get(doc, "error"))) {
@@ -138,6 +148,15 @@ static int show(const struct reply *rep, const char *cmd, bool as_json)
                (long long)json_integer_value(json_object_get(doc, "seq")));
     } else if (strcmp(cmd, "stats") == 0) {
         print_flat("", doc);
+    } else if (strcmp(cmd, "inspect") == 0) {
+        json_t *vars = json_object_get(doc, "variants");
+        printf("%s: %zu variant%s\n", json_string_value(json_object_get(doc, "key")),
+               json_array_size(vars), json_array_size(vars) == 1 ? "" : "s");
+        for (size_t i = 0; i < json_array_size(vars); i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "  [%zu]", i);
+            print_flat(name, json_array_get(vars, i));
+        }
     } else {
         printf("%s (purges applied up to %lld)\n",
                json_string_value(json_object_get(doc, "status")),
@@ -210,6 +229,23 @@ int main(int argc, char **argv)
         }
         method = "POST";
         path = "/purge";
+    } else if (strcmp(cmd, "inspect") == 0) {
+        if (optind + 1 != argc || kind != NULL || soft) {
+            fprintf(stderr, "outpostctl: inspect takes one URL\n");
+            return EXIT_USAGE;
+        }
+        static char target[16384];
+        size_t n = (size_t)snprintf(target, sizeof(target), "/inspect?url=");
+        for (const char *p = argv[optind]; *p != '\0' && n + 4 < sizeof(target); p++) {
+            unsigned char ch = (unsigned char)*p;
+            if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                strchr("-._~/:", ch) != NULL)
+                target[n++] = (char)ch;
+            else
+                n += (size_t)snprintf(target + n, sizeof(target) - n, "%%%02X", ch);
+        }
+        target[n] = '\0';
+        path = target;
     } else if (kind != NULL || soft || optind < argc) {
         fprintf(stderr, "outpostctl: %s takes no arguments\n", cmd);
         return EXIT_USAGE;

@@ -10,6 +10,7 @@
  *
  *   GET  /health                 200 {"status":"ready"} or 503 {"status":"draining"}
  *   POST /drain, POST /undrain
+ *   GET  /inspect?url=URL        the stored variants of one URL (404: none)
  *   POST /reload                 200 {"reloaded": true, "generation": N}, or 400 with
  *                                the new config's errors (the old one stays)
  *   GET  /stats                  JSON counters

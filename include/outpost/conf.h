@@ -57,6 +57,14 @@ struct op_conf_site {
     char *error_page_html;      /* owned: its contents, read at load; NULL = built in */
 };
 
+/* A network in purge_allow: ADDR/BITS. */
+struct op_conf_net {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned bits;
+};
+#define OP_CONF_MAX_NETS 64
+
 struct op_conf {
     char *path;        /* owned: file it came from, or "command line" */
     char *listen;      /* owned: HOST:PORT as written */
@@ -66,11 +74,14 @@ struct op_conf {
     char *cache_dir;  /* owned */
     uint64_t cache_size;
     uint64_t max_object_size;
-    char *admin_socket; /* owned: "" = none */
-    char *admin_group;  /* owned: "" = none */
-    char *access_log;   /* owned: "" = none */
-    char *cache_name;   /* owned: the Cache-Status identifier */
-    char *log_level;    /* owned */
+    char *admin_socket;             /* owned: "" = none */
+    char *admin_group;              /* owned: "" = none */
+    char *purge_allow;              /* owned: as written; "" = no PURGE method on the data port */
+    struct op_conf_net *purge_nets; /* owned: parsed from purge_allow */
+    size_t npurge_nets;
+    char *access_log; /* owned: "" = none */
+    char *cache_name; /* owned: the Cache-Status identifier */
+    char *log_level;  /* owned */
     uint64_t max_request_line;
     uint64_t max_header_size;
     uint64_t max_headers;
@@ -126,6 +137,9 @@ int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key
  * messages appended to <errors>. */
 int op_conf_validate(const struct op_conf *conf, struct op_buf *errors);
 void op_conf_free(struct op_conf *conf);
+
+/* Is <addr> ("1.2.3.4" or "::1") inside one of <nets>? */
+bool op_conf_net_match(const struct op_conf_net *nets, size_t n, const char *addr);
 
 /* Split "HOST:PORT", "[V6]:PORT" or ":PORT" (any address). 0 or OP_EINVAL. */
 int op_conf_split_hostport(const char *s, char **host, uint16_t *port);

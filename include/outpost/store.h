@@ -112,6 +112,22 @@ uint64_t op_store_purge_covering(struct op_store *s, const char *primary, size_t
 /* The newest purge committed: "applied up to N". */
 uint64_t op_store_purge_applied(struct op_store *s);
 
+/* One stored variant, for inspection. Pointers are valid during the call. */
+struct op_store_variant {
+    struct op_cache_meta meta;
+    const char *secondary; /* the Vary-selected request fields, "" for none */
+    size_t secondary_len;
+    const char *headers; /* serialized "Name: value\r\n" block */
+    size_t headers_len;
+    uint64_t body_len;
+    uint64_t record_len;
+};
+/* Call <fn> for every committed variant of <primary> (a read transaction of
+ * its own: any thread but the workers', whose reader it does not use).
+ * Returns the count, or -OP_ESTORE. */
+long op_store_inspect(struct op_store *s, const char *primary, size_t plen,
+                      void (*fn)(void *arg, const struct op_store_variant *v), void *arg);
+
 struct op_store_stats {
     uint64_t objects;
     uint64_t bytes;

@@ -2,6 +2,9 @@
  * gets a 4xx naming what is wrong. */
 #include "admin_int.h"
 
+#include "outpost/cache.h"
+
+#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +272,133 @@ void op_admin__purge_done(struct op_msg *m)
     free(p);
 }
 
+/* Query parameter <name> of the target, percent-decoded into out. */
+static bool query_param(const struct admin_conn *c, const char *name, struct op_buf *out)
+{
+    const char *t = c->req.target.data;
+    size_t tlen = c->req.target.len;
+    const char *q = t ? memchr(t, '?', tlen) : NULL;
+    size_t nlen = strlen(name);
+    for (const char *p = q; p != NULL && p < t + tlen;) {
+        p++;
+        const char *end = memchr(p, '&', (size_t)(t + tlen - p));
+        if (end == NULL)
+            end = t + tlen;
+        if ((size_t)(end - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            for (const char *v = p + nlen + 1; v < end; v++) {
+                char ch = *v;
+                if (ch == '%' && end - v > 2 && isxdigit((unsigned char)v[1]) &&
+                    isxdigit((unsigned char)v[2])) {
+                    char hex[3] = {v[1], v[2], 0};
+                    ch = (char)strtol(hex, NULL, 16);
+                    v += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (op_buf_append(out, &ch, 1) != 0)
+                    return false;
+            }
+            return true;
+        }
+        p = end;
+    }
+    return false;
+}
+
+static void add_tags(json_t *tags, const struct op_headers *h, const char *name, bool comma)
+{
+    uint64_t st = 0;
+    const char *e;
+    size_t elen;
+    if (comma) {
+        while (op_headers_next_elem(h, name, &st, &e, &elen))
+            json_array_append_new(tags, json_stringn(e, elen));
+        return;
+    }
+    size_t vlen;
+    const char *v = op_headers_get(h, name, &vlen);
+    for (size_t i = 0; v != NULL && i < vlen;) {
+        while (i < vlen && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < vlen && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i > start)
+            json_array_append_new(tags, json_stringn(v + start, i - start));
+    }
+}
+
+static void inspect_one(void *arg, const struct op_store_variant *v)
+{
+    json_t *list = arg;
+    int64_t now = op_time_now();
+    int64_t age = op_cache_age(&v->meta, now);
+    int64_t ttl = v->meta.freshness_lifetime - age;
+    struct op_headers h;
+    op_headers_init(&h, 256, 1 << 20);
+    json_t *tags = json_array();
+    if (op_headers_parse_block(&h, v->headers, v->headers_len) == 0) {
+        add_tags(tags, &h, "surrogate-key", false);
+        add_tags(tags, &h, "cache-tag", true);
+    }
+    op_headers_fini(&h);
+    json_t *o =
+        json_pack("{s:s%, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I}", "vary_key",
+                  v->secondary ? v->secondary : "", v->secondary_len, "status", (int)v->meta.status,
+                  "stored_at", (json_int_t)v->meta.response_time, "age", (json_int_t)age, "ttl",
+                  (json_int_t)ttl, "freshness_lifetime", (json_int_t)v->meta.freshness_lifetime,
+                  "stale_for", (json_int_t)(ttl < 0 ? -ttl : 0), "must_revalidate",
+                  (v->meta.flags & OP_META_MUST_REVALIDATE) != 0, "no_cache",
+                  (v->meta.flags & OP_META_NO_CACHE) != 0, "body_bytes", (json_int_t)v->body_len,
+                  "record_bytes", (json_int_t)v->record_len);
+    /* the response's own stale windows; null: the site's defaults apply */
+    json_object_set_new(o, "stale_while_revalidate",
+                        v->meta.swr >= 0 ? json_integer(v->meta.swr) : json_null());
+    json_object_set_new(o, "stale_if_error",
+                        v->meta.sie >= 0 ? json_integer(v->meta.sie) : json_null());
+    if (v->meta.swr >= 0 || v->meta.sie >= 0) {
+        int64_t window = v->meta.swr > v->meta.sie ? v->meta.swr : v->meta.sie;
+        int64_t left = ttl < 0 ? window + ttl : window;
+        json_object_set_new(o, "grace_left", json_integer(left > 0 ? left : 0));
+    }
+    json_object_set_new(o, "tags", tags);
+    json_array_append_new(list, o);
+}
+
+/* GET /inspect?url=URL: the stored variants of one URL. */
+static void inspect(struct admin_conn *c)
+{
+    struct op_buf url, key;
+    op_buf_init(&url, 16 * 1024);
+    op_buf_init(&key, 16 * 1024);
+    char msg[200];
+    if (!query_param(c, "url", &url) || url.len == 0) {
+        op_buf_fini(&url);
+        op_buf_fini(&key);
+        op_admin__error(c, 400, "give ?url=URL (percent-encoded)");
+        return;
+    }
+    if (op_admin__url_key(url.data, url.len, false, &key, msg, sizeof(msg)) != 0) {
+        op_buf_fini(&url);
+        op_buf_fini(&key);
+        op_admin__error(c, 400, msg);
+        return;
+    }
+    json_t *list = json_array();
+    long n = op_store_inspect(c->admin->cfg.store, key.data, key.len, inspect_one, list);
+    json_t *obj = json_pack("{s:s%}", "key", key.data, key.len);
+    op_buf_fini(&url);
+    op_buf_fini(&key);
+    if (n < 0) {
+        json_decref(list);
+        json_decref(obj);
+        op_admin__error(c, 500, "the store could not be read; see the error log");
+        return;
+    }
+    json_object_set_new(obj, "variants", list);
+    respond_json(c, n > 0 ? 200 : 404, obj);
+}
+
 static void reload(struct admin_conn *c)
 {
     struct op_admin *a = c->admin;
@@ -307,7 +437,7 @@ void op_admin__route(struct admin_conn *c)
     } routes[] = {
         {"/health", OP_HTTP_GET, health},   {"/stats", OP_HTTP_GET, stats},
         {"/metrics", OP_HTTP_GET, metrics}, {"/purge", OP_HTTP_POST, purge},
-        {"/reload", OP_HTTP_POST, reload},
+        {"/reload", OP_HTTP_POST, reload},  {"/inspect", OP_HTTP_GET, inspect},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (!path_is(c, routes[i].path))
@@ -327,7 +457,8 @@ void op_admin__route(struct admin_conn *c)
         set_drain(c, path_is(c, "/drain"));
         return;
     }
-    op_admin__error(c, 404,
-                    "no such endpoint: /health, /stats, /metrics, /purge, /reload, /drain, "
-                    "/undrain");
+    op_admin__error(
+        c, 404,
+        "no such endpoint: /health, /stats, /metrics, /purge, /reload, /inspect, /drain, "
+        "/undrain");
 }

@@ -1,6 +1,7 @@
 /* The config key tables and the typed setter they drive. */
 #include "outpost/conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,10 @@ const struct op_conf_key op_conf_top_keys[] = {
     {"access_log", OP_CONF_STRING, TOP(access_log), "", NULL, NULL, false,
      "file the access log is appended to (one line per request, written off the event "
      "loops); empty = none"},
+    {"purge_allow", OP_CONF_STRING, TOP(purge_allow), "", NULL, NULL, false,
+     "networks (ADDR/BITS, separated by commas) allowed to send PURGE on the data port, which "
+     "removes every variant of the request's URL; empty = PURGE is not special (it goes to the "
+     "origin like any other method)"},
     {"cache_name", OP_CONF_STRING, TOP(cache_name), "outpost", NULL, NULL, false,
      "cache identifier used in the Cache-Status response header"},
     {"log_level", OP_CONF_STRING, TOP(log_level), "info", NULL, NULL, false,
@@ -276,6 +281,71 @@ static int parse_origins(struct op_conf_site *site, const char *v, char *err, si
     }
 }
 
+/* "10.0.0.0/8, ::1/128, 192.0.2.7" into conf->purge_nets. */
+static int parse_nets(struct op_conf *conf, const char *v, char *err, size_t errlen)
+{
+    free(conf->purge_nets);
+    conf->purge_nets = NULL;
+    conf->npurge_nets = 0;
+    if (v[0] == '\0')
+        return 0;
+    conf->purge_nets = calloc(OP_CONF_MAX_NETS, sizeof(*conf->purge_nets));
+    if (conf->purge_nets == NULL)
+        return OP_ENOMEM;
+    for (const char *p = v; *p != '\0';) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t len = strcspn(p, " ,");
+        char item[64];
+        if (len >= sizeof(item) || conf->npurge_nets == OP_CONF_MAX_NETS) {
+            snprintf(err, errlen, "expected at most %d networks like 10.0.0.0/8 or ::1/128",
+                     OP_CONF_MAX_NETS);
+            return OP_EINVAL;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        p += len;
+        struct op_conf_net *n = &conf->purge_nets[conf->npurge_nets];
+        char *slash = strchr(item, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        n->family = strchr(item, ':') ? AF_INET6 : AF_INET;
+        unsigned max = n->family == AF_INET ? 32 : 128;
+        uint64_t bits = max;
+        if (inet_pton(n->family, item, n->addr) != 1 ||
+            (slash != NULL &&
+             (op_parse_u64(slash + 1, strlen(slash + 1), &bits) != 0 || bits > max))) {
+            snprintf(err, errlen, "expected networks like 10.0.0.0/8 or ::1/128, got \"%s%s%s\"",
+                     item, slash ? "/" : "", slash ? slash + 1 : "");
+            return OP_EINVAL;
+        }
+        n->bits = (unsigned)bits;
+        conf->npurge_nets++;
+    }
+    return 0;
+}
+
+bool op_conf_net_match(const struct op_conf_net *nets, size_t n, const char *addr)
+{
+    unsigned char a[16];
+    int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(family, addr, a) != 1)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].family != family)
+            continue;
+        unsigned full = nets[i].bits / 8, rest = nets[i].bits % 8;
+        if (memcmp(a, nets[i].addr, full) != 0)
+            continue;
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        if (rest == 0 || (a[full] & mask) == (nets[i].addr[full] & mask))
+            return true;
+    }
+    return false;
+}
+
 /* The site's error page template, read once at load: bounded, text only. */
 static int load_error_page(struct op_conf_site *site, const char *path, char *err, size_t errlen)
 {
@@ -377,6 +447,9 @@ static int set_key(void *base, struct op_conf_site *site, const struct op_conf_k
     case OP_CONF_STRING:
         if (site != NULL && k->off == SITE(error_page) &&
             (rc = load_error_page(site, value, err, errlen)) != 0)
+            return rc;
+        if (site == NULL && k->off == TOP(purge_allow) &&
+            (rc = parse_nets((struct op_conf *)base, value, err, errlen)) != 0)
             return rc;
         break;
     }
@@ -499,6 +572,7 @@ void op_conf_free(struct op_conf *conf)
     free(conf->sites);
     free_fields(conf, op_conf_top_keys);
     free(conf->listen_host);
+    free(conf->purge_nets);
     free(conf->path);
     free(conf);
 }

@@ -262,6 +262,11 @@ const char *op_proxy__reason(int status);
  * the node and the request id; closes the connection afterwards when <close>. */
 void op_proxy__error(struct op_client *c, int status, const char *detail, bool close);
 
+/* proxy_purge.c */
+/* A PURGE from a purge_allow network: answered once committed (true), or not
+ * a purge for us (false: the request goes on as any other method). */
+bool op_proxy__purge_request(struct op_client *c);
+
 /* proxy_error_page.c */
 /* Append <tmpl> (a site's error_page) with its {placeholders} replaced.
  * 0 or OP_ENOMEM (out reached its limit). */

@@ -288,6 +288,8 @@ void op_proxy__request_start(struct op_client *c)
         op_proxy__error(c, 414, "request target too long for a cache key", true);
         return;
     }
+    if (op_proxy__purge_request(c))
+        return;
     r->cacheable = (m->method == OP_HTTP_GET || m->method == OP_HTTP_HEAD) && !has_body;
     if (r->cacheable) {
         op_proxy__lookup(c);

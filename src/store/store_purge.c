@@ -398,6 +398,39 @@ uint64_t op_store_purge_covering(struct op_store *s, const char *primary, size_t
     return found;
 }
 
+long op_store_inspect(struct op_store *s, const char *primary, size_t plen,
+                      void (*fn)(void *arg, const struct op_store_variant *v), void *arg)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return -OP_ESTORE;
+    uint8_t hash[OP_STORE_HASH_LEN];
+    op_store__hash(primary, plen, hash);
+    struct keys ks = {0};
+    long n = 0;
+    int rc = collect_variants(s, txn, hash, &ks);
+    for (size_t i = 0; rc == 0 && i < ks.n; i++) {
+        MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = ks.k[i]}, v;
+        struct op_store_rec rec;
+        if (mdb_get(txn, s->db_objects, &k, &v) != 0 ||
+            op_store__rec_decode(v.mv_data, v.mv_size, &rec) != 0 || rec.primary_len != plen ||
+            memcmp(rec.primary, primary, plen) != 0)
+            continue; /* another format, or a hash collision */
+        struct op_store_variant var = {.meta = rec.meta,
+                                       .secondary = rec.secondary,
+                                       .secondary_len = rec.secondary_len,
+                                       .headers = rec.headers,
+                                       .headers_len = rec.headers_len,
+                                       .body_len = rec.body_len,
+                                       .record_len = v.mv_size};
+        fn(arg, &var);
+        n++;
+    }
+    free(ks.k);
+    mdb_txn_abort(txn);
+    return rc == 0 ? n : -OP_ESTORE;
+}
+
 uint64_t op_store_purge_seq(struct op_store *s)
 {
     return atomic_load(&s->purge_assigned); /* no lock: read on every lookup */

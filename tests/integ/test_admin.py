@@ -257,6 +257,10 @@ def test_malformed_admin_requests(origin, outposts, tmp_path):
         ("GET", "/purge", None, 405, "POST"),
         ("POST", "/stats", None, 405, "GET"),
         ("GET", "/nope", None, 404, "no such endpoint"),
+        ("GET", "/inspect", None, 400, "give ?url="),
+        ("GET", "/inspect?url=", None, 400, "give ?url="),
+        ("GET", "/inspect?url=ftp%3A%2F%2Fx", None, 400, "http://"),
+        ("GET", "/inspect?url=http%3A%2F%2Fh%2F%00", None, 400, "control character"),
     ]
     for method, path, body, status, words in cases:
         st, res = admin(sock, method, path, body)
@@ -346,3 +350,30 @@ def test_requests_after_a_purge_do_not_join_a_fetch_from_before(origin, outposts
     time.sleep(0.3)
     r, body = op.request("/v")
     assert body == b"v2" and "hit" in r.getheader("Cache-Status")
+
+
+def test_purge_method_on_the_data_port(origin, outposts, tmp_path):
+    op = outposts(origin.port, tmp_path / "c1", top={"purge_allow": "\"10.0.0.0/8, 127.0.0.0/8\""}
+                  ).start()
+    assert cached(op, "/a")
+    r, body = op.request("/a", method="PURGE")
+    assert r.status == 200 and json.loads(body) == {"purged": 1, "seq": 1, "soft": False}
+    assert not is_hit(op, "/a")
+    assert cached(op, "/a")
+    r, body = op.request("/a", method="PURGE", headers={"Soft-Purge": "1"})
+    assert json.loads(body)["soft"] is True
+    r, _ = op.request("/a")
+    assert "fwd=stale" in r.getheader("Cache-Status")  # revalidated, not a hit
+    # from outside purge_allow: refused, nothing purged
+    op2 = outposts(origin.port, tmp_path / "c2", top={"purge_allow": "10.0.0.0/8"}).start()
+    assert cached(op2, "/b")
+    r, body = op2.request("/b", method="PURGE", headers={"Accept": "text/plain"})
+    assert r.status == 403 and b"not allowed" in body
+    assert is_hit(op2, "/b")
+    assert "PURGE from 127.0.0.1 refused" in "".join(op2.log)
+    # off by default: PURGE is just another method, passed to the origin
+    op3 = outposts(origin.port, tmp_path / "c3").start()
+    assert cached(op3, "/c")
+    r, _ = op3.request("/c", method="PURGE")
+    assert r.status == 501  # the test origin does not know PURGE
+    assert is_hit(op3, "/c")

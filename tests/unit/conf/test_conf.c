@@ -170,6 +170,32 @@ static void test_bad_origin_lists(void **state)
     op_buf_fini(&errors);
 }
 
+static void test_purge_allow(void **state)
+{
+    (void)state;
+    struct op_buf errors;
+    op_buf_init(&errors, 65536);
+    struct op_conf *c = load("purge_allow: \"10.0.0.0/8, 192.0.2.7 ::1/128,2001:db8::/33\"\n"
+                             "sites:\n  - origin: http://a\n",
+                             &errors);
+    if (c == NULL)
+        fail_msg("%.*s", (int)errors.len, errors.data);
+    assert_int_equal(c->npurge_nets, 4);
+    assert_true(op_conf_net_match(c->purge_nets, 4, "10.255.0.1"));
+    assert_false(op_conf_net_match(c->purge_nets, 4, "11.0.0.1"));
+    assert_true(op_conf_net_match(c->purge_nets, 4, "192.0.2.7"));
+    assert_false(op_conf_net_match(c->purge_nets, 4, "192.0.2.8"));
+    assert_true(op_conf_net_match(c->purge_nets, 4, "::1"));
+    assert_true(op_conf_net_match(c->purge_nets, 4, "2001:db8:7fff::1"));
+    assert_false(op_conf_net_match(c->purge_nets, 4, "2001:db8:8000::1"));
+    assert_false(op_conf_net_match(c->purge_nets, 4, "not an address"));
+    op_conf_free(c);
+    assert_null(load("purge_allow: 10.0.0.0/33\nsites:\n  - origin: http://a\n", &errors));
+    op_buf_append(&errors, "", 1);
+    assert_non_null(strstr(errors.data, "purge_allow: expected networks like"));
+    op_buf_fini(&errors);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_structural_errors),
         cmocka_unit_test(test_several_origins),
         cmocka_unit_test(test_bad_origin_lists),
+        cmocka_unit_test(test_purge_allow),
     };
     return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }
