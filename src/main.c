@@ -99,6 +99,15 @@ static void sum_metrics(void *arg, struct op_metrics *sum)
         op_worker_add_metrics(rt->workers[i], sum);
 }
 
+static size_t sum_site_metrics(void *arg, struct op_site_metrics *out, size_t cap)
+{
+    struct runtime *rt = arg;
+    size_t n = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        n = op_worker_add_site_metrics(rt->workers[i], out, n, cap);
+    return n;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct runtime *rt = h->data;
@@ -184,6 +193,7 @@ static int run(struct op_conf *conf, const char *path)
                                        .node = conf->cache_name,
                                        .store = store,
                                        .metrics = sum_metrics,
+                                       .site_metrics = sum_site_metrics,
                                        .reload = reload,
                                        .arg = &rt};
         int arc = op_admin_start(&acfg, &rt.admin);

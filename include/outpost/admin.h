@@ -38,6 +38,9 @@ struct op_admin_config {
     struct op_store *store; /* borrowed */
     /* Sum of the workers' counters (read without locks: each is one word). */
     void (*metrics)(void *arg, struct op_metrics *sum);
+    /* Per-site counters summed over the workers, into <out> (<cap> hosts at
+     * most); returns how many. */
+    size_t (*site_metrics)(void *arg, struct op_site_metrics *out, size_t cap);
     /* Reload the config file: 0 with *id, or non-zero with the reasons in
      * <errors>, one per line (the old config stays). */
     int (*reload)(void *arg, struct op_buf *errors, uint64_t *id);

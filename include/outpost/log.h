@@ -73,6 +73,35 @@ struct op_metrics {
     uint64_t v[OP_M__COUNT];
 };
 
+/* Per-site counters: X(name, help), counted when a request ends. */
+#define OP_SITE_METRICS(X)                                                                         \
+    X(requests, "requests routed to the site")                                                     \
+    X(hits, "answered from the cache")                                                             \
+    X(misses, "went to the origin for a cacheable request")                                        \
+    X(stale_served, "stale copies served")                                                         \
+    X(coalesced, "answered from another request's origin fetch")                                   \
+    X(passes, "not eligible for the cache")                                                        \
+    X(origin_2xx, "origin answers 2xx")                                                            \
+    X(origin_3xx, "origin answers 3xx")                                                            \
+    X(origin_4xx, "origin answers 4xx")                                                            \
+    X(origin_5xx, "origin answers 5xx")                                                            \
+    X(responses_5xx, "5xx sent to clients")                                                        \
+    X(closed_early, "requests that ended with the connection closed")
+
+enum op_site_metric {
+#define X(name, help) OP_SM_##name,
+    OP_SITE_METRICS(X)
+#undef X
+        OP_SM__COUNT
+};
+
+#define OP_SITE_HOST_MAX 256
+struct op_site_metrics {
+    char host[OP_SITE_HOST_MAX]; /* the site's host ("*" for the catch-all) */
+    uint64_t v[OP_SM__COUNT];
+};
+extern const char *const op_site_metric_name[OP_SM__COUNT];
+
 extern const char *const op_metric_name[OP_M__COUNT];
 extern const char *const op_metric_help[OP_M__COUNT];
 

@@ -22,6 +22,7 @@ struct op_flight_table;
 struct op_proxy_site {
     const struct op_conf_site *conf; /* borrowed: lives as long as the config */
     struct op_upstream upstream;     /* this worker's pools for the site's origins */
+    struct op_site_metrics *metrics; /* borrowed: the worker's, by host (kept over reloads) */
 };
 
 /* One configuration generation on a worker: its config and the sites' origin
@@ -49,6 +50,8 @@ struct op_proxy_ctx {
     void (*on_gen_released)(struct op_proxy_ctx *ctx, struct op_proxy_gen *g);
     struct op_mailbox *mailbox; /* borrowed: the worker's, for store acks */
     struct op_metrics metrics;
+    struct op_site_metrics *site_metrics; /* owned by the worker: one per host seen */
+    size_t nsite_metrics;
     struct op_access_buf access; /* this worker's access log lines */
     uint64_t next_request_id;
     uint32_t nclients;

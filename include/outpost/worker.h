@@ -52,6 +52,10 @@ void op_worker_stop(struct op_worker *w);
 void op_worker_join(struct op_worker *w);
 /* After op_store_close: run the messages still queued for it, free it. */
 void op_worker_destroy(struct op_worker *w);
+/* Add the worker's per-site counters to <sum>, which holds <n> hosts so far
+ * (at most <cap>); returns the new count. Racy but untorn reads. */
+size_t op_worker_add_site_metrics(const struct op_worker *w, struct op_site_metrics *sum, size_t n,
+                                  size_t cap);
 /* Add the worker's counters to <sum> (a racy but untorn read). */
 void op_worker_add_metrics(const struct op_worker *w, struct op_metrics *sum);
 

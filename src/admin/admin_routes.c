@@ -79,7 +79,19 @@ static void stats(struct admin_conn *c)
         (json_int_t)st.evictions, "commits", (json_int_t)st.commits, "put_failures",
         (json_int_t)st.put_failures, "puts_dropped_after_purge", (json_int_t)st.puts_dropped,
         "purges", (json_int_t)st.purges, "purged_objects", (json_int_t)st.purged);
+    json_t *sites = json_object();
+    size_t cap = 256;
+    struct op_site_metrics *sm = calloc(cap, sizeof(*sm));
+    size_t ns = sm ? a->cfg.site_metrics(a->cfg.arg, sm, cap) : 0;
+    for (size_t i = 0; i < ns; i++) {
+        json_t *one = json_object();
+        for (int k = 0; k < OP_SM__COUNT; k++)
+            json_object_set_new(one, op_site_metric_name[k], json_integer((json_int_t)sm[i].v[k]));
+        json_object_set_new(sites, sm[i].host, one);
+    }
+    free(sm);
     json_t *obj = health_obj(a);
+    json_object_set_new(obj, "sites", sites);
     json_object_set_new(obj, "purge_seq_given",
                         json_integer((json_int_t)op_store_purge_seq(a->cfg.store)));
     json_object_set_new(obj, "counters", counters);
@@ -118,6 +130,23 @@ static void metrics(struct admin_conn *c)
         {"purge_seq", "gauge", "the newest purge committed", op_store_purge_applied(a->cfg.store)},
         {"draining", "gauge", "1 while health reports draining", a->draining},
     };
+    size_t cap = 256;
+    struct op_site_metrics *sm = calloc(cap, sizeof(*sm));
+    size_t ns = sm ? a->cfg.site_metrics(a->cfg.arg, sm, cap) : 0;
+    for (int k = 0; k < OP_SM__COUNT; k++) {
+        op_buf_appendf(&out, "# TYPE outpost_site_%s_total counter\n", op_site_metric_name[k]);
+        for (size_t i = 0; i < ns; i++) {
+            op_buf_appendf(&out, "outpost_site_%s_total{site=\"", op_site_metric_name[k]);
+            for (const char *p = sm[i].host; *p != '\0'; p++) { /* label value escapes */
+                if (*p == '\n')
+                    op_buf_appendf(&out, "\\n");
+                else
+                    op_buf_appendf(&out, "%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
+            }
+            op_buf_appendf(&out, "\"} %llu\n", (unsigned long long)sm[i].v[k]);
+        }
+    }
+    free(sm);
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         op_buf_appendf(&out, "# HELP outpost_%s %s\n# TYPE outpost_%s %s\noutpost_%s %llu\n",
                        more[i].name, more[i].help, more[i].name, more[i].type, more[i].name,

@@ -23,6 +23,12 @@ const char *const op_metric_help[OP_M__COUNT] = {
 #undef X
 };
 
+const char *const op_site_metric_name[OP_SM__COUNT] = {
+#define X(name, help) #name,
+    OP_SITE_METRICS(X)
+#undef X
+};
+
 static const char *const level_name[] = {"error", "warn", "info", "debug"};
 
 void op_log_set_level(enum op_log_level lvl)

@@ -84,6 +84,8 @@ struct op_request {
     uint64_t origin_start_ms; /* this request's own fetch went out; 0 for none */
     int64_t origin_ms;        /* to the origin's head; -1 unknown */
     bool logged;
+    bool counted;    /* in its site's counters */
+    bool stale_sent; /* the answer was a stale copy */
     /* coalescing (proxy_flight.c) */
     struct op_flight_waiter waiter; /* joined while waiting on or reading a flight */
     struct op_pub *pub;             /* borrowed: the publisher this request leads, while joined */

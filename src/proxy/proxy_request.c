@@ -162,6 +162,7 @@ void op_proxy__serve_stale(struct op_client *c, int status, const char *why)
     char cs[200];
     op_metric_inc(&c->ctx->metrics, stale_served_total);
     r->fwd = OP_FWD_STALE;
+    r->stale_sent = true;
     op_proxy__cache_status(c, cs, sizeof(cs), 0, status, false, why);
     op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
                            r->stale_body.len, cs);

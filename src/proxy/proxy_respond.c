@@ -80,10 +80,38 @@ void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t 
         snprintf(out + n, len - (size_t)n, "; detail=\"%s\"", detail);
 }
 
+/* The request's end in its site's counters. */
+static void count_request(struct op_request *r, bool closed)
+{
+    if (r->counted || r->site == NULL || r->site->metrics == NULL)
+        return;
+    r->counted = true;
+    uint64_t *v = r->site->metrics->v;
+    v[OP_SM_requests]++;
+    if (closed)
+        v[OP_SM_closed_early]++;
+    if (r->stale_sent)
+        v[OP_SM_stale_served]++;
+    else if (r->collapsed)
+        v[OP_SM_coalesced]++;
+    else if (r->fwd == OP_FWD_URI_MISS || r->fwd == OP_FWD_VARY_MISS || r->fwd == OP_FWD_STALE)
+        v[OP_SM_misses]++;
+    else if (r->fwd != OP_FWD_NONE)
+        v[OP_SM_passes]++;
+    else if (r->resp_status > 0 && r->resp_status < 500)
+        v[OP_SM_hits]++;
+    if (r->status >= 200 && r->status < 600) /* origin_2xx .. origin_5xx are in order */
+        v[OP_SM_origin_2xx + (r->status / 100 - 2)]++;
+    if (r->resp_status >= 500)
+        v[OP_SM_responses_5xx]++;
+}
+
 void op_proxy__log_request(struct op_client *c, const char *how)
 {
     struct op_request *r = &c->r;
     struct op_proxy_ctx *ctx = c->ctx;
+    if (r->id != 0)
+        count_request(r, strcmp(how, "closed") == 0);
     if (r->logged || r->id == 0 || ctx->access.log == NULL)
         return;
     r->logged = true;

@@ -4,11 +4,13 @@
 #include "outpost/net.h"
 #include "outpost/proxy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #define WORKER_MAGIC 0x574f524bu
+#define SITE_METRICS_MAX 256 /* hosts counted per worker, over all reloads */
 
 struct op_worker {
     unsigned magic;
@@ -65,6 +67,21 @@ static void on_access_timer(uv_timer_t *t)
     op_access_flush(&w->ctx.access); /* a quiet node's lines do not wait for a full block */
 }
 
+/* The counters of the site for <host>: the same across reloads. NULL when
+ * SITE_METRICS_MAX hosts were seen already (not counted then). */
+static struct op_site_metrics *site_metrics_for(struct op_worker *w, const char *host)
+{
+    struct op_proxy_ctx *ctx = &w->ctx;
+    for (size_t i = 0; i < ctx->nsite_metrics; i++)
+        if (strcmp(ctx->site_metrics[i].host, host) == 0)
+            return &ctx->site_metrics[i];
+    if (ctx->site_metrics == NULL || ctx->nsite_metrics == SITE_METRICS_MAX)
+        return NULL;
+    struct op_site_metrics *m = &ctx->site_metrics[ctx->nsite_metrics++];
+    snprintf(m->host, sizeof(m->host), "%s", host);
+    return m;
+}
+
 /* The sites of <conf>, each with this worker's pools for its origins
  * (<servers>: conf->sites[i].norigins each, in order). */
 static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const struct op_conf *conf,
@@ -81,6 +98,7 @@ static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const stru
         const struct op_conf_site *s = &conf->sites[i];
         struct op_upstream *u = &g->sites[i].upstream;
         g->sites[i].conf = s;
+        g->sites[i].metrics = site_metrics_for(w, s->host);
         if (op_upstream_init(u, &w->loop, servers, s->norigins, &w->ctx.metrics) != 0) {
             for (size_t j = 0; j < i; j++) {
                 op_upstream_close(&g->sites[j].upstream);
@@ -326,6 +344,7 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
     if (op_store_reader_open(store, &ctx->reader) != 0)
         return OP_ENOMEM;
     ctx->on_gen_released = on_gen_released;
+    ctx->site_metrics = calloc(SITE_METRICS_MAX, sizeof(*ctx->site_metrics));
     struct op_proxy_gen *g = gen_new(w, 1, conf, servers);
     if (g == NULL)
         return OP_ENOMEM; /* the process exits */
@@ -362,8 +381,31 @@ void op_worker_destroy(struct op_worker *w)
         op_log_warn("worker", "w%u: loop closed with handles open", w->id);
     op_mailbox_fini(&w->mailbox);
     gen_free(w->ctx.gen); /* its pools and reaper closed in finish() */
+    free(w->ctx.site_metrics);
     w->magic = 0;
     free(w);
+}
+
+size_t op_worker_add_site_metrics(const struct op_worker *w, struct op_site_metrics *sum, size_t n,
+                                  size_t cap)
+{
+    const struct op_proxy_ctx *ctx = &w->ctx;
+    for (size_t i = 0; i < ctx->nsite_metrics; i++) {
+        const struct op_site_metrics *m = &ctx->site_metrics[i];
+        size_t j = 0;
+        while (j < n && strcmp(sum[j].host, m->host) != 0)
+            j++;
+        if (j == n) {
+            if (n == cap)
+                continue;
+            memset(&sum[n], 0, sizeof(sum[n]));
+            memcpy(sum[n].host, m->host, sizeof(m->host));
+            n++;
+        }
+        for (int k = 0; k < OP_SM__COUNT; k++)
+            sum[j].v[k] += m->v[k];
+    }
+    return n;
 }
 
 void op_worker_add_metrics(const struct op_worker *w, struct op_metrics *sum)

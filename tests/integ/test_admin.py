@@ -287,15 +287,23 @@ def test_malformed_admin_requests(origin, outposts, tmp_path):
 def test_stats_metrics_and_drain(origin, outposts, tmp_path):
     op, sock = start(outposts, origin, tmp_path)
     assert cached(op, "/s")
-    st, stats = admin(sock, "GET", "/stats")
+    for _ in range(50):  # a hit may come from a write not yet committed
+        st, stats = admin(sock, "GET", "/stats")
+        if stats["store"]["objects"] == 1:
+            break
+        time.sleep(0.05)
     assert st == 200
     assert stats["counters"]["cache_hits_total"] >= 1
     assert stats["counters"]["requests_total"] >= 2
     assert stats["store"]["objects"] == 1
+    site = stats["sites"]["*"]
+    assert site["requests"] >= 2 and site["hits"] >= 1 and site["misses"] == 1
+    assert site["origin_2xx"] == 1 and site["responses_5xx"] == 0
     st, text = admin(sock, "GET", "/metrics")
     lines = text.decode().splitlines()
     assert any(line.startswith("outpost_cache_hits_total ") for line in lines)
     assert "# TYPE outpost_store_objects gauge" in lines
+    assert any(line.startswith('outpost_site_hits_total{site="*"} ') for line in lines)
     for line in lines:  # the exposition format: comments or "name value"
         assert line.startswith("# ") or (len(line.split()) == 2 and line.split()[1].isdigit())
     st, res = admin(sock, "POST", "/drain")

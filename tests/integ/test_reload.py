@@ -83,6 +83,8 @@ def test_reload_moves_new_requests_and_finishes_old_ones(origin, outposts, tmp_p
         os.kill(op.proc.pid, signal.SIGHUP)
         assert wait_log(op, "configuration 4 loaded")
         assert op.request("/w")[1] == b"B"
+        st, stats = admin(sock, "GET", "/stats")  # per-site counters live on over reloads
+        assert stats["sites"]["*"]["requests"] == 14 and stats["sites"]["*"]["origin_2xx"] == 14
     finally:
         b.stop()
 
