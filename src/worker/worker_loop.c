@@ -103,8 +103,8 @@ static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const stru
             for (size_t j = 0; j < i; j++) {
                 op_upstream_close(&g->sites[j].upstream);
             }
-            /* the queue timers are closing: the loop frees nothing of them,
-             * but their memory must outlive the close; keep it (rare: ENOMEM) */
+            /* out of memory: left allocated on purpose, since the close
+             * callbacks of those queue timers still point into it */
             return NULL;
         }
         g->nsites = i + 1;

@@ -33,6 +33,24 @@ static void remove_dir(void)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A fresh store in a temporary directory, with a reader. */
+static struct op_store_config open_store(uint64_t map_size, struct op_store **s,
+                                         struct op_store_reader **r)
+{
+    make_dir();
+    struct op_store_config cfg = {.dir = dir, .map_size = map_size, .max_object_size = 1 << 20};
+    assert_int_equal(op_store_open(&cfg, s), 0);
+    assert_int_equal(op_store_reader_open(*s, r), 0);
+    return cfg;
+}
+
+static void close_store(struct op_store *s, struct op_store_reader *r)
+{
+    op_store_reader_close(r);
+    op_store_close(s);
+    remove_dir();
+}
+
 static void test_codec_roundtrip_and_rejects(void **state)
 {
     (void)state;
@@ -120,12 +138,9 @@ static int lookup(struct op_store_reader *r, const char *key, const struct op_he
 static void test_put_vary_invalidate_reopen(void **state)
 {
     (void)state;
-    make_dir();
-    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
     struct op_store *s;
     struct op_store_reader *r;
-    assert_int_equal(op_store_open(&cfg, &s), 0);
-    assert_int_equal(op_store_reader_open(s, &r), 0);
+    struct op_store_config cfg = open_store(16 << 20, &s, &r);
     struct op_headers en, fr;
     op_headers_init(&en, 8, 1024);
     op_headers_init(&fr, 8, 1024);
@@ -170,12 +185,9 @@ static void test_put_vary_invalidate_reopen(void **state)
 static void test_eviction_keeps_under_budget(void **state)
 {
     (void)state;
-    make_dir();
-    struct op_store_config cfg = {.dir = dir, .map_size = 2 << 20, .max_object_size = 1 << 20};
     struct op_store *s;
     struct op_store_reader *r;
-    assert_int_equal(op_store_open(&cfg, &s), 0);
-    assert_int_equal(op_store_reader_open(s, &r), 0);
+    open_store(2 << 20, &s, &r);
     struct op_headers none;
     op_headers_init(&none, 8, 1024);
     static char big[64 * 1024];
@@ -198,9 +210,7 @@ static void test_eviction_keeps_under_budget(void **state)
     assert_int_equal(lookup(r, "http://h/0", &none, body, sizeof(big) + 1), OP_ENOTFOUND);
     free(body);
     op_headers_fini(&none);
-    op_store_reader_close(r);
-    op_store_close(s);
-    remove_dir();
+    close_store(s, r);
 }
 
 static void put_h(struct op_store *s, const char *key, const char *headers, uint64_t purge_seq)
@@ -252,12 +262,9 @@ static bool present(struct op_store_reader *r, const char *key)
 static void test_purge_kinds(void **state)
 {
     (void)state;
-    make_dir();
-    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
     struct op_store *s;
     struct op_store_reader *r;
-    assert_int_equal(op_store_open(&cfg, &s), 0);
-    assert_int_equal(op_store_reader_open(s, &r), 0);
+    struct op_store_config cfg = open_store(16 << 20, &s, &r);
     put_h(s, "http://a.test/news/1", "Surrogate-Key: news  front\r\n", 0);
     put_h(s, "http://a.test/news/2", "Cache-Tag: news,sports\r\n", 0);
     put_h(s, "http://a.test/sport/1", "cache-tag: sports\r\nX: y\r\n", 0);
@@ -317,12 +324,9 @@ static void test_purge_kinds(void **state)
 static void test_soft_purge_marks_stale(void **state)
 {
     (void)state;
-    make_dir();
-    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
     struct op_store *s;
     struct op_store_reader *r;
-    assert_int_equal(op_store_open(&cfg, &s), 0);
-    assert_int_equal(op_store_reader_open(s, &r), 0);
+    open_store(16 << 20, &s, &r);
     put_h(s, "http://a.test/1", "Surrogate-Key: t\r\n", 0);
     barrier(s);
     assert_int_equal(purge(s, OP_PURGE_TAG, true, "t"), 1);
@@ -333,20 +337,15 @@ static void test_soft_purge_marks_stale(void **state)
     op_store_reader_end(r);
     /* soft again: nothing to do, still counted as covered */
     assert_int_equal(purge(s, OP_PURGE_TAG, true, "t"), 1);
-    op_store_reader_close(r);
-    op_store_close(s);
-    remove_dir();
+    close_store(s, r);
 }
 
 static void test_put_older_than_a_purge_is_dropped(void **state)
 {
     (void)state;
-    make_dir();
-    struct op_store_config cfg = {.dir = dir, .map_size = 16 << 20, .max_object_size = 1 << 20};
     struct op_store *s;
     struct op_store_reader *r;
-    assert_int_equal(op_store_open(&cfg, &s), 0);
-    assert_int_equal(op_store_reader_open(s, &r), 0);
+    open_store(16 << 20, &s, &r);
     uint64_t began = op_store_purge_seq(s); /* two fetches begin */
     purge(s, OP_PURGE_URL, false, "http://a.test/1");
     put_h(s, "http://a.test/1", "X: y\r\n", began); /* covered: dropped */
@@ -361,9 +360,7 @@ static void test_put_older_than_a_purge_is_dropped(void **state)
     struct op_store_stats st;
     op_store_stats(s, &st);
     assert_int_equal(st.puts_dropped, 1);
-    op_store_reader_close(r);
-    op_store_close(s);
-    remove_dir();
+    close_store(s, r);
 }
 
 int main(void)
