@@ -32,7 +32,6 @@ struct op_worker {
     struct op_mailbox *released_to; /* borrowed: main's, for released generations */
     void (*released_run)(struct op_msg *m);
     void *released_arg;
-    unsigned nretiring; /* generations left and not yet freed */
 };
 
 /* A generation handed over from the main thread. */
@@ -136,6 +135,20 @@ static void gen_free(struct op_proxy_gen *g)
     free(g);
 }
 
+/* Tell the main thread this worker is done with generation <id>. */
+static void post_released(struct op_worker *w, uint64_t id)
+{
+    struct released_msg *m = calloc(1, sizeof(*m));
+    if (m == NULL || w->released_to == NULL) {
+        free(m);
+        return;
+    }
+    m->msg.run = w->released_run;
+    m->id = id;
+    m->arg = w->released_arg;
+    op_mailbox_post(w->released_to, &m->msg);
+}
+
 static void on_reaper_closed(uv_handle_t *h)
 {
     struct op_proxy_gen *g =
@@ -143,16 +156,7 @@ static void on_reaper_closed(uv_handle_t *h)
     struct op_worker *w = h->data;
     uint64_t id = g->id;
     gen_free(g);
-    w->nretiring--;
-    struct released_msg *m = calloc(1, sizeof(*m));
-    if (m != NULL && w->released_to != NULL) {
-        m->msg.run = w->released_run;
-        m->id = id;
-        m->arg = w->released_arg;
-        op_mailbox_post(w->released_to, &m->msg);
-    } else {
-        free(m);
-    }
+    post_released(w, id);
 }
 
 /* A loop turn after its pools closed (their close callbacks have run). */
@@ -163,10 +167,9 @@ static void on_reaper(uv_timer_t *t)
 
 static void on_gen_released(struct op_proxy_ctx *ctx, struct op_proxy_gen *g)
 {
-    struct op_worker *w = (struct op_worker *)((char *)ctx - offsetof(struct op_worker, ctx));
+    (void)ctx; /* the reaper's data is the worker */
     for (size_t i = 0; i < g->nsites; i++)
         op_upstream_close(&g->sites[i].upstream);
-    w->nretiring++;
     uv_timer_start(&g->reaper, on_reaper, 0, 0);
 }
 
@@ -178,15 +181,7 @@ static void on_reload(struct op_msg *m)
     if (g == NULL) {
         op_log_error("worker", "w%u: cannot take configuration %llu; keeping %llu", w->id,
                      (unsigned long long)r->id, (unsigned long long)w->ctx.gen->id);
-        struct released_msg *rm = calloc(1, sizeof(*rm)); /* never used: released at once */
-        if (rm != NULL && w->released_to != NULL) {
-            rm->msg.run = w->released_run;
-            rm->id = r->id;
-            rm->arg = w->released_arg;
-            op_mailbox_post(w->released_to, &rm->msg);
-        } else {
-            free(rm);
-        }
+        post_released(w, r->id); /* never used: released at once */
     } else {
         w->conf = r->conf;
         op_proxy_set_gen(&w->ctx, g);

@@ -145,6 +145,16 @@ class Caches:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def c_tool(name):
+    """tools/benchlib/NAME.c built into build/NAME on first use (and when the
+    source is newer)."""
+    src = os.path.join(TOP, "tools", "benchlib", name + ".c")
+    exe = os.path.join(TOP, "build", name)
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True)
+    return exe
+
+
 class ScriptedOrigin:
     """tools/benchlib/origin.py in its own process."""
 

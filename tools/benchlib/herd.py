@@ -9,25 +9,15 @@ figures; "uncacheable, direct" sends the herd to the origin itself, the floor
 for the uncacheable rows. The client is herdclient.c (epoll; each latency from
 its own write to its last byte).
     tools/bench herd [--clients 200,1000] [--delay 200] [--rounds 3]"""
-import os
 import subprocess
 import time
 
-from .common import CACHES, TOP, Caches, ScriptedOrigin, percentile
-
-
-def herd_client():
-    """The C client (herdclient.c), built on first use."""
-    src = os.path.join(TOP, "tools", "benchlib", "herdclient.c")
-    exe = os.path.join(TOP, "build", "herdclient")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True)
-    return exe
+from .common import CACHES, Caches, ScriptedOrigin, c_tool, percentile
 
 
 def run_herd(caches, origin, name, path, n, port=None):
     origin.reset()
-    out = subprocess.run([herd_client(), str(port or caches.ports[name]), path, str(n)],
+    out = subprocess.run([c_tool("herdclient"), str(port or caches.ports[name]), path, str(n)],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     lines = out.splitlines()
     total = float(lines[0].split()[1])

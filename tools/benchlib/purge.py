@@ -12,7 +12,6 @@ it runs the same hit load for the baseline only.
     tools/bench purge [--objects 100000] [--rounds 3]"""
 import asyncio
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -20,18 +19,10 @@ import sys
 import threading
 import time
 
-from .common import CACHES, TOP, Caches, ScriptedOrigin, percentile
+from .common import CACHES, Caches, ScriptedOrigin, c_tool, percentile
 
 LOAD_CONNS = 64
 HOT = 100
-
-
-def client():
-    src = os.path.join(TOP, "tools", "benchlib", "loadclient.c")
-    exe = os.path.join(TOP, "build", "loadclient")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True)
-    return exe
 
 
 async def fill(port, prefix, n, conns=64):
@@ -67,7 +58,7 @@ def admin(sock, method, path, body=None):
 
 
 def load(port, seconds):
-    out = subprocess.run([client(), str(port), str(LOAD_CONNS), str(seconds), "/hot/", str(HOT)],
+    out = subprocess.run([c_tool("loadclient"), str(port), str(LOAD_CONNS), str(seconds), "/hot/", str(HOT)],
                          capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     return [(float(a), float(b), int(c)) for a, b, c in (line.split() for line in out.splitlines())]
 
