@@ -27,6 +27,7 @@ enum {
     OP_CC_MIN_FRESH = 1u << 11,
     OP_CC_ONLY_IF_CACHED = 1u << 12,
     OP_CC_IMMUTABLE = 1u << 13,
+    OP_CC_MUST_UNDERSTAND = 1u << 14,
 };
 
 struct op_cc {
@@ -39,10 +40,20 @@ struct op_cc {
     int64_t min_fresh;
 };
 
-/* Parse every <field> line of <h> (Cache-Control or CDN-Cache-Control). The
+/* Parse every <field> line of <h> (Cache-Control). The
  * first occurrence of a directive wins (RFC 9111 §4.2.1); delta-seconds are
  * capped at 2^31 (§1.2.2). Returns true if the field was present. */
 bool op_cache_cc_parse(const struct op_headers *h, const char *field, struct op_cc *cc);
+/* CDN-Cache-Control (RFC 9213): the field parsed as a Structured Field
+ * Dictionary. Returns true when present and valid; an invalid field is
+ * ignored whole (false), a directive with a value of the wrong type alone. */
+bool op_cache_cdn_cc_parse(const struct op_headers *h, struct op_cc *cc);
+/* Surrogate-Control (W3C Edge Architecture 1.0): fill <cc> from the
+ * directives untargeted or targeted at <device> (our device token; NULL
+ * takes untargeted ones only): max-age=N[+M] (M: stale-if-error), no-store,
+ * no-store-remote; others, and malformed ones, are ignored. Returns whether
+ * a valid one was for us. */
+bool op_cache_surrogate_parse(const struct op_headers *h, const char *device, struct op_cc *cc);
 
 /* ---- what the cache keeps about a stored response -------------------------- */
 enum {
@@ -70,6 +81,7 @@ struct op_cache_exchange {
     const struct op_headers *resp; /* borrowed */
     int64_t request_time;
     int64_t response_time;
+    const char *device; /* our Surrogate-Control device token, or NULL */
 };
 
 /* Decide whether a response may be stored; fill <meta> either way. Returns NULL

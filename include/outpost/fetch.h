@@ -89,7 +89,8 @@ struct op_origin {
     struct op_metrics *metrics; /* borrowed: the worker's shard */
     bool closing;
     /* Adaptive concurrency limit (AIMD) for this worker's share of the origin:
-     * it halves when the origin answers 503/429 or times out, and grows by
+     * it comes down when the origin sheds load (op_http_sheds_load: a
+     * Retry-After, or a few bare 503s in a short time) or times out, and grows by
      * one per limit's worth of good answers, up to max_conns. After a sign
      * of overload nothing new starts for about one round trip, since refused
      * requests come back at once and would otherwise be replaced at once.
@@ -102,6 +103,7 @@ struct op_origin {
     uint32_t inflight;
     uint64_t last_cut_ms;
     uint64_t hold_until_ms; /* after a 503/429 or timeout nothing new starts before this */
+    uint64_t shed_at[2];    /* when the last likely-shedding answers came (fetch_limit.c) */
     /* Circuit breaker (passive health): fail_threshold connect failures or
      * timeouts in a row open it for cooldown_ms, during which the origin is
      * "full"; then one probe is let through, and its answer closes it (or
@@ -191,6 +193,9 @@ void op_fetch_pause(struct op_fetch *f);
 void op_fetch_resume(struct op_fetch *f);
 /* Hand the fetch to another owner: later callbacks go to <cbs> with <owner>. */
 void op_fetch_set_owner(struct op_fetch *f, const struct op_fetch_cbs *cbs, void *owner);
+/* Did the origin's answer to <f> count as shedding load (a 503 or 429 with
+ * Retry-After, or one of a burst of bare ones)? Valid from on_head. */
+bool op_fetch_shed(const struct op_fetch *f);
 /* Free the fetch; if it is still running its connection is closed and no
  * callback runs afterwards. */
 void op_fetch_abort(struct op_fetch *f);

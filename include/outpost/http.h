@@ -150,8 +150,9 @@ struct op_http_parser {
     void *arg;                /* borrowed: passed to on_body */
     enum op_http_event event; /* why execute() last stopped */
     bool head_only;           /* response to HEAD: no body follows */
+    bool bodiless;            /* this response has none (HEAD, 204, 304) */
     bool in_name;             /* inside a header name (it may come in pieces) */
-    bool done_pending;        /* HEAD response: DONE follows the HEAD event */
+    bool done_pending;        /* bodiless response: DONE follows the HEAD event */
     bool started;             /* a message began and has not completed */
     int err_status;
     const char *err_reason; /* static text from llhttp, for the log */
@@ -174,6 +175,15 @@ void op_http_parser_resume(struct op_http_parser *hp);
 int op_http_parser_finish(struct op_http_parser *hp);
 /* True once a message was started and not completed. */
 bool op_http_parser_mid_message(const struct op_http_parser *hp);
+
+/* ---- load shedding ----------------------------------------------------------
+ * Does an origin's answer say it is shedding load? OP_SHED_SAID: a 503 or
+ * 429 with Retry-After. OP_SHED_LIKELY: a 429, or a 503 with neither a
+ * validator (ETag, Last-Modified) nor an expiry (Expires, max-age, s-maxage);
+ * one alone may be just that page's answer. OP_SHED_NO: anything else, such
+ * as a 503 page the origin means to be stored. */
+enum op_shed { OP_SHED_NO, OP_SHED_LIKELY, OP_SHED_SAID };
+enum op_shed op_http_sheds_load(int status, const struct op_headers *h);
 
 /* ---- dates (RFC 9110 §5.6.7) --------------------------------------------- */
 /* IMF-fixdate, RFC 850 and asctime forms; 0 or OP_EINVAL. */

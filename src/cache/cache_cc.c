@@ -46,6 +46,7 @@ static const struct directive directives[] = {
     {"min-fresh", OP_CC_MIN_FRESH, ARG(min_fresh)},
     {"only-if-cached", OP_CC_ONLY_IF_CACHED, 0},
     {"immutable", OP_CC_IMMUTABLE, 0},
+    {"must-understand", OP_CC_MUST_UNDERSTAND, 0},
     {NULL, 0, 0},
 };
 

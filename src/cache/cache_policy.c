@@ -33,27 +33,48 @@ static bool get_date(const struct op_headers *h, const char *name, int64_t *t)
     return v != NULL && op_http_date_parse(v, len, t) == 0;
 }
 
-/* The Age field (§5.1): the first value, when it is a non-negative integer. */
+/* The Age field (§5.1), a singleton: one field holding one non-negative
+ * integer. Anything else (a list, two fields, a sign, a fraction, a
+ * parameter, letters) says the message went wrong somewhere; such a response
+ * is taken as stale and revalidated, rather than trusting its first member
+ * (§5.1 allows either: a stale copy is only one round trip more). */
+#define AGE_MAX 2147483648LL
 static int64_t age_value(const struct op_headers *h)
 {
+    int i = op_headers_find(h, "age", 0);
+    if (i < 0)
+        return 0;
+    if (op_headers_find(h, "age", (uint32_t)i + 1) >= 0)
+        return AGE_MAX;
     size_t len;
     const char *v = op_headers_get(h, "age", &len);
     uint64_t n;
     if (v == NULL || op_parse_u64(v, len, &n) != 0)
-        return 0;
-    return n > 2147483648u ? 2147483648 : (int64_t)n;
+        return AGE_MAX;
+    return n > AGE_MAX ? AGE_MAX : (int64_t)n;
+}
+
+/* The status codes whose semantics this cache implements (RFC 9110 §15), for
+ * must-understand (RFC 9111 §5.2.2.3). */
+static bool status_understood(int status)
+{
+    return (status >= 200 && status <= 206) || (status >= 300 && status <= 308 && status != 306) ||
+           (status >= 400 && status <= 417) || status == 421 || status == 422 || status == 426 ||
+           (status >= 500 && status <= 505);
 }
 
 /* The directives in force for this cache: CDN-Cache-Control, when the origin
- * sent it, replaces Cache-Control (RFC 9213 §2.1). */
-static void response_cc(const struct op_headers *resp, struct op_cc *cc)
+ * sent it, replaces Cache-Control (RFC 9213 §2.1); else Surrogate-Control,
+ * when it has directives for us, does the same. */
+static void response_cc(const struct op_cache_exchange *x, struct op_cc *cc)
 {
     struct op_cc cdn;
-    if (op_cache_cc_parse(resp, "cdn-cache-control", &cdn)) {
+    if (op_cache_cdn_cc_parse(x->resp, &cdn) ||
+        op_cache_surrogate_parse(x->resp, x->device, &cdn)) {
         *cc = cdn;
         return;
     }
-    op_cache_cc_parse(resp, "cache-control", cc);
+    op_cache_cc_parse(x->resp, "cache-control", cc);
 }
 
 /* Freshness lifetime (§4.2.1); *explicit tells whether the origin gave one. */
@@ -74,8 +95,9 @@ static int64_t freshness_lifetime(const struct op_cache_exchange *x, const struc
     }
     *explicit = false;
     int64_t lm;
-    if (heuristically_cacheable(x->status) && get_date(x->resp, "last-modified", &lm) &&
-        lm < date) {
+    /* §4.2.2: heuristics for a status cacheable by default, or one marked public */
+    if ((heuristically_cacheable(x->status) || (cc->flags & OP_CC_PUBLIC)) &&
+        get_date(x->resp, "last-modified", &lm) && lm < date) {
         *heuristic = true;
         int64_t h = (date - lm) / 10;
         return h > HEURISTIC_MAX ? HEURISTIC_MAX : h;
@@ -86,7 +108,7 @@ static int64_t freshness_lifetime(const struct op_cache_exchange *x, const struc
 const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache_meta *m)
 {
     struct op_cc cc, req_cc;
-    response_cc(x->resp, &cc);
+    response_cc(x, &cc);
     op_cache_cc_parse(x->req, "cache-control", &req_cc);
 
     int64_t date;
@@ -121,6 +143,13 @@ const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache
         return "method";
     if (x->status < 200 || x->status == 206 || x->status == 304)
         return "status";
+    if (cc.flags & OP_CC_MUST_UNDERSTAND) {
+        /* §5.2.2.3: store only a status we understand, and then no-store
+         * (there for caches that do not know must-understand) yields */
+        if (!status_understood(x->status))
+            return "must-understand";
+        cc.flags &= ~(uint32_t)OP_CC_NO_STORE;
+    }
     if ((cc.flags & OP_CC_NO_STORE) || (req_cc.flags & OP_CC_NO_STORE))
         return "no-store";
     if (cc.flags & OP_CC_PRIVATE)
@@ -253,9 +282,16 @@ bool op_cache_not_modified(const struct op_headers *req, const struct op_headers
 
 int op_cache_freshen_headers(struct op_headers *stored, const struct op_headers *fresh)
 {
-    /* RFC 9111 §3.2: these describe the stored body, not the 304 */
-    static const char *const keep[] = {"content-length", "content-encoding", "transfer-encoding",
-                                       "content-range", NULL};
+    /* RFC 9111 §3.2: these describe the stored body, not the 304; and the
+     * ETag stays the one the origin just validated (a 304 naming another
+     * would relabel our bytes as a representation we never received) */
+    static const char *const keep[] = {"content-length",
+                                       "content-encoding",
+                                       "transfer-encoding",
+                                       "content-range",
+                                       "content-md5",
+                                       "etag",
+                                       NULL};
     struct op_headers out;
     op_headers_init(&out, stored->max, stored->bytes.max);
     int rc = 0;

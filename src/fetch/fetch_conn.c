@@ -265,10 +265,10 @@ static void parse_input(struct op_oconn *c)
                 conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
                 op_fetch__health(f, true);
                 op_fetch__answered(f);
-                if (c->resp.status == 503 || c->resp.status == 429)
-                    op_fetch__signal(f, OP_FETCH_OVERLOADED); /* it sheds load: back off */
-                else
-                    op_fetch__signal(f, OP_FETCH_OK); /* a good round trip */
+                enum op_shed shed = op_http_sheds_load(c->resp.status, &c->resp.headers);
+                op_fetch__shed(f, shed);
+                if (shed == OP_SHED_NO)
+                    op_fetch__signal(f, OP_FETCH_OK); /* a round-trip sample */
                 f->cbs->on_head(f->owner, &c->resp);
             } else if (c->parser.event == OP_HTTP_EV_DONE) {
                 bool reusable = c->resp.keep_alive && c->in.len == 0 && f->out.len == 0;

@@ -18,7 +18,8 @@ struct op_fetch {
     bool moved; /* already sent to a second origin after a failed connect */
     /* admission (fetch_limit.c) */
     bool admitted;                  /* holds one of the origin's slots */
-    bool overloaded;                /* the origin said 503/429 or timed out */
+    bool overloaded;                /* the origin shed load (op_fetch__shed) or timed out */
+    bool suspect;                   /* a bare 503 short of the quorum: neither good nor bad */
     struct op_fetch *qprev, *qnext; /* borrowed: the origin's queue while waiting */
     bool queued;
     bool probe;           /* the one request let through a half-open circuit */
@@ -50,6 +51,10 @@ bool op_fetch__admit(struct op_fetch *f);
 /* The origin showed <outcome> for this fetch (at its response head, or at
  * its end): it adjusts the limit. */
 void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome);
+/* The origin's answer to <f> may shed load (op_http_sheds_load): signal an
+ * overload when it does by the quorum rule, else mark <f> suspect. Returns
+ * whether it signalled. */
+bool op_fetch__shed(struct op_fetch *f, enum op_shed shed);
 /* A response head came: the origin is not stalled. */
 void op_fetch__answered(struct op_fetch *f);
 /* Passive health: the origin answered (<ok>), or a connect failed or timed

@@ -5,10 +5,16 @@
  * when a request would only wait (op_origin_saturated) or be refused. */
 #include "fetch_int.h"
 
+#include <string.h>
+
 #define CUT_EVERY_MS 100    /* one burst of 503s cuts the limit once */
 #define CUT_FACTOR 0.7      /* multiplicative decrease */
 #define AVOID_STEPS 4.0     /* after a cut: +1 per AVOID_STEPS limits' worth of answers */
 #define SLOW_START_MS 30000 /* this long without trouble: grow fast again */
+#define SHED_WINDOW_MS 1000 /* this many likely-shedding answers within */
+#define SHED_QUORUM 3       /* this long are an overload */
+_Static_assert(sizeof(((struct op_origin *)0)->shed_at) == (SHED_QUORUM - 1) * sizeof(uint64_t),
+               "shed_at holds the answers before the last of a quorum");
 
 /* An origin that has shown no trouble is not held back (up to max_conns):
  * the limit only starts to bind at the first sign of overload. */
@@ -197,6 +203,31 @@ void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
     }
 }
 
+bool op_fetch__shed(struct op_fetch *f, enum op_shed shed)
+{
+    struct op_origin *o = f->origin;
+    if (shed == OP_SHED_NO)
+        return false;
+    /* a Retry-After says so; a bare 503 may be one page's own answer, so it
+     * counts once SHED_QUORUM of them came within SHED_WINDOW_MS, or while
+     * the limit is still recovering from a cut */
+    uint64_t now = uv_now(o->loop);
+    bool overload = shed == OP_SHED_SAID ||
+                    (o->shed_at[0] != 0 && now - o->shed_at[0] <= SHED_WINDOW_MS) ||
+                    (o->last_cut_ms != 0 && now - o->last_cut_ms <= SLOW_START_MS);
+    memmove(&o->shed_at[0], &o->shed_at[1], sizeof(o->shed_at) - sizeof(o->shed_at[0]));
+    o->shed_at[SHED_QUORUM - 2] = now;
+    if (overload)
+        op_fetch__signal(f, OP_FETCH_OVERLOADED);
+    f->suspect = !overload; /* no round-trip sample, no growth */
+    return overload;
+}
+
+bool op_fetch_shed(const struct op_fetch *f)
+{
+    return f->overloaded;
+}
+
 void op_fetch__release(struct op_fetch *f, enum op_fetch_outcome outcome)
 {
     struct op_origin *o = f->origin;
@@ -222,7 +253,8 @@ void op_fetch__release(struct op_fetch *f, enum op_fetch_outcome outcome)
      * sign of trouble (and long after the last) it doubles per round trip
      * (+1 per answer); after one it creeps (+1 per AVOID_STEPS round trips),
      * so a shedding origin is probed gently. */
-    if (outcome == OP_FETCH_OK && !f->overloaded && was_limited && o->limit < o->max_conns) {
+    if (outcome == OP_FETCH_OK && !f->overloaded && !f->suspect && was_limited &&
+        o->limit < o->max_conns) {
         bool slow_start = o->last_cut_ms == 0 || uv_now(o->loop) - o->last_cut_ms > SLOW_START_MS;
         o->limit += slow_start ? 1.0 : 1.0 / (o->limit * AVOID_STEPS);
         if (o->limit > o->max_conns)

@@ -91,8 +91,11 @@ static int on_headers_complete(llhttp_t *p)
         m->status = p->status_code;
         if (m->status >= 100 && m->status < 200)
             return 0; /* interim response: skipped in on_message_complete */
-        if (hp->head_only)
-            return 1; /* no body; DONE follows at once (see on_message_complete) */
+        /* RFC 9112 §6.3: whatever its Content-Length says, a response to
+         * HEAD, a 204 or a 304 ends with its head */
+        hp->bodiless = hp->head_only || m->status == 204 || m->status == 304;
+        if (hp->bodiless)
+            return 1; /* DONE follows at once (see on_message_complete) */
     }
     hp->event = OP_HTTP_EV_HEAD;
     return HPE_PAUSED;
@@ -114,7 +117,7 @@ static int on_message_complete(llhttp_t *p)
         return 0;
     }
     hp->started = false;
-    if (p->type == HTTP_RESPONSE && hp->head_only && hp->event != OP_HTTP_EV_HEAD) {
+    if (p->type == HTTP_RESPONSE && hp->bodiless && hp->event != OP_HTTP_EV_HEAD) {
         hp->event = OP_HTTP_EV_HEAD;
         hp->done_pending = true;
         return HPE_PAUSED;

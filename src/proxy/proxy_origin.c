@@ -65,6 +65,9 @@ int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct 
     int rc = serialize_fields(&m->headers, validators != NULL, h);
     op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n", xbuf,
                    m->major, m->minor, cache_name);
+    /* W3C Edge Architecture: say we take Surrogate-Control, and under which
+     * device token (appended to any a surrogate in front of us sent) */
+    op_buf_appendf(h, "Surrogate-Capability: %s=\"Surrogate/1.0\"\r\n", cache_name);
     if (validators != NULL) {
         size_t len;
         const char *v = op_headers_get(validators, "etag", &len);
@@ -145,7 +148,8 @@ const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_h
                                   .status = resp->status,
                                   .resp = fields,
                                   .request_time = request_time,
-                                  .response_time = op_time_now()};
+                                  .response_time = op_time_now(),
+                                  .device = ctx->conf->cache_name};
     const char *nostore = op_cache_storable(&x, meta);
     if (nostore == NULL && resp->content_length > (int64_t)ctx->conf->max_object_size)
         nostore = "too large";
@@ -165,7 +169,8 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
                                   .status = status,
                                   .resp = stored,
                                   .request_time = request_time,
-                                  .response_time = op_time_now()};
+                                  .response_time = op_time_now(),
+                                  .device = ctx->conf->cache_name};
     const char *nostore = op_cache_storable(&x, meta);
     op_headers_remove_all(stored, "age"); /* ours is computed when served */
     *queued = nostore == NULL && op_proxy__store(ctx, key, req, meta, stored, body, purge_seq);

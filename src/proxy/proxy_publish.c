@@ -151,14 +151,14 @@ static uint64_t retry_delay_ms(const struct op_http_msg *resp, uint32_t attempt)
     return ms < PUB_RETRY_MAX_MS ? ms : PUB_RETRY_MAX_MS;
 }
 
-/* An origin that sheds load (503/429) gets the request again a little later,
+/* An origin that sheds load (op_fetch_shed) gets the request again a little later,
  * instead of every waiter getting an error at once: for a cold miss only (a
  * revalidation has a stale copy to serve right now). Returns true if a retry
  * is scheduled. */
 static bool retry_later(struct op_pub *pub, const struct op_http_msg *resp)
 {
-    if ((resp->status != 503 && resp->status != 429) || pub->had_stale ||
-        pub->retries >= PUB_RETRIES || pub->head.len == 0)
+    if (!op_fetch_shed(pub->fetch) || pub->had_stale || pub->retries >= PUB_RETRIES ||
+        pub->head.len == 0)
         return false;
     if (!pub->timer_open) {
         uv_timer_init(pub->ctx->loop, &pub->timer);

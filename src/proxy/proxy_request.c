@@ -181,7 +181,10 @@ void op_proxy__lookup(struct op_client *c)
         int64_t age, ttl;
         enum op_cache_verdict v =
             op_cache_evaluate(&obj.meta, &c->req.headers, op_time_now(), &age, &ttl);
-        if (v != OP_CACHE_VALIDATE) {
+        /* a copy the origin validated after this request began answers it,
+         * even if the 304 left it stale (RFC 9111 §4.3.4) */
+        bool validated = r->revalidated && obj.meta.response_time >= r->request_time;
+        if (v != OP_CACHE_VALIDATE || validated) {
             serve_hit(c, &obj, ttl);
             op_store_reader_end(ctx->reader);
             op_proxy__step(c);

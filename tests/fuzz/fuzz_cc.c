@@ -1,4 +1,5 @@
-/* Fuzz target: Cache-Control, dates and ranges from one untrusted value. */
+/* Fuzz target: Cache-Control, CDN-Cache-Control, Surrogate-Control, dates and
+ * ranges from one untrusted value. */
 #include "outpost/cache.h"
 
 #include <stdint.h>
@@ -8,9 +9,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct op_headers h;
     op_headers_init(&h, 8, 1 << 20);
-    if (op_headers_add(&h, "Cache-Control", 13, (const char *)data, size) == 0) {
+    if (op_headers_add(&h, "Cache-Control", 13, (const char *)data, size) == 0 &&
+        op_headers_add(&h, "CDN-Cache-Control", 17, (const char *)data, size) == 0 &&
+        op_headers_add(&h, "Surrogate-Control", 17, (const char *)data, size) == 0) {
         struct op_cc cc;
         op_cache_cc_parse(&h, "cache-control", &cc);
+        op_cache_cdn_cc_parse(&h, &cc);
+        op_cache_surrogate_parse(&h, "outpost", &cc);
     }
     int64_t t;
     op_http_date_parse((const char *)data, size, &t);

@@ -41,11 +41,13 @@ def herd(op, path, n, headers=None, timeout=10, stagger=0.0):
     return out
 
 
-def slow_page(delay, body=b"the shared page\n", cc="max-age=300", status=200):
+def slow_page(delay, body=b"the shared page\n", cc="max-age=300", status=200, headers=()):
     def route(h):
         time.sleep(delay)
         h.send_response(status)
         h.send_header("Cache-Control", cc)
+        for name, value in headers:
+            h.send_header(name, value)
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
@@ -229,11 +231,14 @@ def test_wait_deadline_gives_stale_or_503(origin, outposts, tmp_path):
 def test_origin_error_is_not_retried_by_every_waiter(origin, outposts, tmp_path):
     # a 500: one origin request for the whole herd
     origin.routes["/broken"] = slow_page(0.4, b"origin broken\n", cc="no-store", status=500)
-    # a 503 sheds load: the one shared request is retried four times (100, 200,
-    # 400, 800 ms later), never once per waiter
-    origin.routes["/down"] = slow_page(0.4, b"origin overloaded\n", cc="no-store", status=503)
+    # a lone bare 503 may be that page's own answer: passed on, not retried
+    origin.routes["/gone"] = slow_page(0.4, b"origin overloaded\n", cc="no-store", status=503)
+    # a 503 with Retry-After sheds load: the one shared request is retried
+    # four times (Retry-After: 0 says at once), never once per waiter
+    origin.routes["/down"] = slow_page(0.4, b"origin overloaded\n", cc="no-store", status=503,
+                                       headers=[("Retry-After", "0")])
     op = outposts(origin.port, tmp_path / "cache").start()
-    for path, status, tries in (("/broken", 500, 1), ("/down", 503, 5)):
+    for path, status, tries in (("/broken", 500, 1), ("/gone", 503, 1), ("/down", 503, 5)):
         res = herd(op, path, 10)
         assert all(s == status for s, _, _, _ in res)
         bodies = [body for _, _, body, _ in res]

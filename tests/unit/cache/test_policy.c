@@ -110,6 +110,90 @@ static void test_cdn_cache_control_replaces_cache_control(void **state)
     add(&f->resp, "CDN-Cache-Control", "max-age=30");
     assert_null(decide(f, 200, &m));
     assert_int_equal(m.freshness_lifetime, 30);
+    /* a Structured Field Dictionary: extensions, parameters and inner lists
+     * pass; the last instance of a key wins */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "CDN-Cache-Control", "foobar, x=(a \"b\");q=1, max-age=5, max-age=3600;p");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 3600);
+    op_headers_reset(&f->resp);
+    add(&f->resp, "CDN-Cache-Control", "max-age=99999999999");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 2147483648LL);
+    /* not a dictionary: the whole field is ignored and Cache-Control rules */
+    const char *bad[] = {"max-age=10000, &&&&&",
+                         "max-age =100",
+                         "max-age= 100",
+                         "MaX-aGe=100",
+                         "max-age=10,",
+                         "max-age=1.5.2",
+                         NULL};
+    for (int i = 0; bad[i] != NULL; i++) {
+        op_headers_reset(&f->resp);
+        add(&f->resp, "Cache-Control", "max-age=7");
+        add(&f->resp, "CDN-Cache-Control", bad[i]);
+        assert_null(decide(f, 200, &m));
+        assert_int_equal(m.freshness_lifetime, 7);
+    }
+    /* a value of the wrong type drops that directive only */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=7");
+    add(&f->resp, "CDN-Cache-Control", "max-age=\"10000\", private");
+    assert_string_equal(decide(f, 200, &m), "private");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "no-store");
+    add(&f->resp, "CDN-Cache-Control", "max-age=\"10000\"");
+    assert_string_equal(decide(f, 200, &m), "no freshness");
+}
+
+static const char *decide_as(struct fixture *f, const char *device, struct op_cache_meta *m)
+{
+    struct op_cache_exchange x = {.method = OP_HTTP_GET,
+                                  .req = &f->req,
+                                  .status = 200,
+                                  .resp = &f->resp,
+                                  .request_time = NOW,
+                                  .response_time = NOW,
+                                  .device = device};
+    return op_cache_storable(&x, m);
+}
+
+/* Surrogate-Control directives for us (untargeted, or ";outpost") replace
+ * Cache-Control; those for another device are ignored. */
+static void test_surrogate_control(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Cache-Control", "no-store");
+    add(&f->resp, "Surrogate-Control", "max-age=600;Outpost");
+    assert_null(decide_as(f, "outpost", &m));
+    assert_int_equal(m.freshness_lifetime, 600);
+    assert_string_equal(decide_as(f, "other", &m), "no-store"); /* not ours: Cache-Control */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600");
+    add(&f->resp, "Surrogate-Control", "foo, MaX-aGe=5+30, content=\"ESI/1.0\"");
+    assert_null(decide_as(f, "outpost", &m));
+    assert_int_equal(m.freshness_lifetime, 5);
+    assert_int_equal(m.sie, 30); /* the +stale part */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600");
+    add(&f->resp, "Surrogate-Control", "no-store-remote");
+    assert_string_equal(decide_as(f, "outpost", &m), "no-store");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Surrogate-Control", "max-age=99999999999");
+    assert_null(decide_as(f, NULL, &m));
+    assert_int_equal(m.freshness_lifetime, 2147483648LL);
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=7");
+    add(&f->resp, "Surrogate-Control", "max-age =100, max-age= 100");
+    assert_null(decide_as(f, "outpost", &m));
+    assert_int_equal(m.freshness_lifetime, 7); /* malformed: Cache-Control stays */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=7");
+    add(&f->resp, "CDN-Cache-Control", "max-age=9");
+    add(&f->resp, "Surrogate-Control", "max-age=100");
+    assert_null(decide_as(f, "outpost", &m));
+    assert_int_equal(m.freshness_lifetime, 9); /* RFC 9213 first */
 }
 
 static void test_heuristic_from_last_modified(void **state)
@@ -122,6 +206,9 @@ static void test_heuristic_from_last_modified(void **state)
     assert_int_equal(m.freshness_lifetime, 60);
     assert_true(m.flags & OP_META_HEURISTIC);
     assert_string_equal(decide(f, 302, &m), "no freshness"); /* not heuristically cacheable */
+    add(&f->resp, "Cache-Control", "public");
+    assert_null(decide(f, 599, &m)); /* unless marked public (§4.2.2) */
+    assert_int_equal(m.freshness_lifetime, 60);
 }
 
 static void test_age_calculation(void **state)
@@ -143,6 +230,49 @@ static void test_age_calculation(void **state)
     assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 10, &age, &ttl), OP_CACHE_FRESH);
     assert_int_equal(ttl, 58);
     assert_int_equal(op_cache_evaluate(&m, &f->req, NOW + 70, &age, &ttl), OP_CACHE_VALIDATE);
+}
+
+/* Age is a singleton holding one integer; anything else reads as stale. */
+static void test_malformed_age_is_stale(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    const char *bad[] = {"abc", "-7200", "7200.0", "0,7200", "0, 0", "7200;foo=bar", "", NULL};
+    for (int i = 0; bad[i] != NULL; i++) {
+        op_headers_reset(&f->resp);
+        add(&f->resp, "Cache-Control", "max-age=3600");
+        add(&f->resp, "Age", bad[i]);
+        assert_null(decide(f, 200, &m)); /* stored: it can be revalidated */
+        assert_true(m.corrected_initial_age > m.freshness_lifetime);
+    }
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600");
+    add(&f->resp, "Age", "0");
+    add(&f->resp, "Age", "0");
+    assert_null(decide(f, 200, &m));
+    assert_true(m.corrected_initial_age > m.freshness_lifetime); /* two fields */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600");
+    add(&f->resp, "Age", " 60 ");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.corrected_initial_age, 60);
+}
+
+/* must-understand: only a status this cache knows is stored, and then
+ * no-store (for caches that do not know the directive) yields. */
+static void test_must_understand(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    add(&f->resp, "Cache-Control", "max-age=3600, must-understand");
+    assert_string_equal(decide(f, 599, &m), "must-understand");
+    assert_null(decide(f, 200, &m));
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600, must-understand, no-store");
+    assert_null(decide(f, 404, &m));
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600");
+    assert_null(decide(f, 599, &m)); /* without it, explicit freshness is enough */
 }
 
 static void test_request_directives(void **state)
@@ -203,6 +333,20 @@ static void test_freshen_from_304(void **state)
     v = op_headers_get(&f->resp, "content-length", &len);
     assert_memory_equal(v, "5", 1); /* framing fields describe the stored body */
     assert_non_null(op_headers_get(&f->resp, "x-keep", &len));
+    /* the ETag and Content-MD5 stay those of the stored bytes */
+    add(&f->resp, "ETag", "\"a\"");
+    add(&f->resp, "Content-MD5", "old");
+    op_headers_reset(&fresh);
+    add(&fresh, "ETag", "\"b\"");
+    add(&fresh, "Content-MD5", "new");
+    add(&fresh, "X-Keep", "k2");
+    assert_int_equal(op_cache_freshen_headers(&f->resp, &fresh), 0);
+    v = op_headers_get(&f->resp, "etag", &len);
+    assert_memory_equal(v, "\"a\"", 3);
+    v = op_headers_get(&f->resp, "content-md5", &len);
+    assert_memory_equal(v, "old", 3);
+    v = op_headers_get(&f->resp, "x-keep", &len);
+    assert_memory_equal(v, "k2", 2);
     op_headers_fini(&fresh);
 }
 
@@ -277,8 +421,11 @@ int main(void)
         T(test_invalid_expires_is_stale),
         T(test_not_storable),
         T(test_cdn_cache_control_replaces_cache_control),
+        T(test_surrogate_control),
         T(test_heuristic_from_last_modified),
         T(test_age_calculation),
+        T(test_malformed_age_is_stale),
+        T(test_must_understand),
         T(test_request_directives),
         T(test_conditionals),
         T(test_freshen_from_304),

@@ -111,6 +111,41 @@ static void test_parser_head_response_has_no_body(void **state)
     op_http_msg_fini(&m);
 }
 
+/* A 304 or 204 ends with its head even when it carries a Content-Length
+ * (the stored representation's): reading 10 body bytes would hang the
+ * exchange, or take the next response's first bytes as body. */
+static void test_parser_304_and_204_have_no_body(void **state)
+{
+    (void)state;
+    struct op_http_msg m;
+    struct op_http_parser hp;
+    op_http_msg_init(&m, 32, 4096);
+    op_http_parser_init(&hp, true, &m, count_body, NULL);
+    const char *in = "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
+                     "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    size_t len = strlen(in), used;
+    body_len = 0;
+    const int statuses[] = {304, 204, 200};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(op_http_parser_execute(&hp, in, len, &used), OP_EAGAIN);
+        assert_int_equal(hp.event, OP_HTTP_EV_HEAD);
+        assert_int_equal(m.status, statuses[i]);
+        op_http_parser_resume(&hp);
+        in += used;
+        len -= used;
+        assert_int_equal(op_http_parser_execute(&hp, in, len, &used), OP_EAGAIN);
+        assert_int_equal(hp.event, OP_HTTP_EV_DONE);
+        op_http_parser_resume(&hp);
+        in += used;
+        len -= used;
+        op_http_msg_reset(&m);
+    }
+    assert_int_equal(len, 0);
+    assert_int_equal(body_len, 2);
+    op_http_msg_fini(&m);
+}
+
 static void test_dates_all_three_forms(void **state)
 {
     (void)state;
@@ -187,6 +222,7 @@ const struct CMUnitTest http_tests[] = {
     cmocka_unit_test(test_headers_limit),
     cmocka_unit_test(test_parser_pauses_at_head_and_done),
     cmocka_unit_test(test_parser_head_response_has_no_body),
+    cmocka_unit_test(test_parser_304_and_204_have_no_body),
     cmocka_unit_test(test_dates_all_three_forms),
     cmocka_unit_test(test_ranges),
 };
