@@ -61,7 +61,11 @@ int op_cache_key_secondary(const char *names, size_t nlen, const struct op_heade
         memcpy(name, names + i, len);
         name[len] = '\0';
         int rc = op_buf_appendf(out, "%s=", name);
-        /* combine the field lines, each element trimmed, joined by ", " (§4.1) */
+        /* combine the field lines, each element trimmed, joined by ", " (§4.1);
+         * language tags, codings and charsets compare without case */
+        bool fold = op_streq_nocase(name, len, "accept-language") ||
+                    op_streq_nocase(name, len, "accept-encoding") ||
+                    op_streq_nocase(name, len, "accept-charset");
         uint64_t st = 0;
         const char *e;
         size_t elen;
@@ -69,8 +73,12 @@ int op_cache_key_secondary(const char *names, size_t nlen, const struct op_heade
         while (rc == 0 && op_headers_next_elem(req, name, &st, &e, &elen)) {
             if (!first)
                 rc = op_buf_append(out, ", ", 2);
+            size_t at = out->len;
             if (rc == 0)
                 rc = op_buf_append(out, e, elen);
+            for (size_t k = at; rc == 0 && fold && k < out->len; k++)
+                if (out->data[k] >= 'A' && out->data[k] <= 'Z')
+                    out->data[k] = (char)(out->data[k] - 'A' + 'a');
             first = false;
         }
         if (rc == 0)

@@ -371,6 +371,13 @@ static void test_keys(void **state)
     add(&f->req, "Accept-Encoding", " br ");
     assert_int_equal(op_cache_key_secondary(k.data, k.len, &f->req, &sec), 0);
     assert_memory_equal(sec.data, "accept-encoding=gzip, br\nx-a=\n", sec.len);
+    /* codings and language tags compare without case; other values as sent */
+    op_buf_reset(&sec);
+    op_headers_reset(&f->req);
+    add(&f->req, "Accept-Encoding", "GZip");
+    add(&f->req, "X-A", "Mixed");
+    assert_int_equal(op_cache_key_secondary(k.data, k.len, &f->req, &sec), 0);
+    assert_memory_equal(sec.data, "accept-encoding=gzip\nx-a=Mixed\n", sec.len);
     op_buf_fini(&sec);
     op_buf_fini(&k);
 }
