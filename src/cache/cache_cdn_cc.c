@@ -52,7 +52,7 @@ static bool parse_key(struct cursor *c, const char **k, size_t *klen)
     return true;
 }
 
-enum item_type { IT_INTEGER, IT_OTHER };
+enum item_type { IT_INTEGER, IT_BOOLEAN, IT_OTHER };
 
 /* bare-item (§3.3); *n gets an integer's value */
 static bool parse_bare_item(struct cursor *c, enum item_type *type, int64_t *n)
@@ -118,6 +118,8 @@ static bool parse_bare_item(struct cursor *c, enum item_type *type, int64_t *n)
         c->p++;
         if (c->p >= c->end || (*c->p != '0' && *c->p != '1'))
             return false;
+        *type = IT_BOOLEAN;
+        *n = *c->p == '1';
         c->p++;
         return true;
     }
@@ -219,8 +221,8 @@ static void apply(struct op_cc *cc, const char *k, size_t klen, bool has_value, 
                 cc->flags |= d->flag;
                 *arg_of(cc, d->flag) = n > DELTA_MAX ? DELTA_MAX : n;
             }
-        } else if (!has_value) {
-            cc->flags |= d->flag; /* a bare key is boolean true */
+        } else if (!has_value || (type == IT_BOOLEAN && n == 1)) {
+            cc->flags |= d->flag; /* a bare key is boolean true; ?0 is false */
         }
         return;
     }

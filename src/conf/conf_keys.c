@@ -35,7 +35,8 @@ const struct op_conf_key op_conf_top_keys[] = {
      "removes every variant of the request's URL; empty = PURGE is not special (it goes to the "
      "origin like any other method)"},
     {"cache_name", OP_CONF_STRING, TOP(cache_name), "outpost", NULL, NULL, false,
-     "cache identifier used in the Cache-Status response header"},
+     "cache identifier (a token) in Cache-Status, Via, and Surrogate-Capability: the device "
+     "name Surrogate-Control directives target"},
     {"log_level", OP_CONF_STRING, TOP(log_level), "info", NULL, NULL, false,
      "error log level: error, warn, info or debug"},
     {"max_request_line", OP_CONF_SIZE, TOP(max_request_line), "8k", "256", "64k", false,
@@ -502,6 +503,33 @@ struct op_conf_site *op_conf_add_site(struct op_conf *conf)
     return site;
 }
 
+/* Shorter than <max>, and only visible ASCII (no blanks, no controls): what
+ * may go into a request line or header field as it is. */
+static bool visible_ascii(const char *s, size_t max)
+{
+    if (strlen(s) >= max)
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s <= 0x20 || *s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* RFC 9110 §5.6.2 token, 1..max characters */
+static bool is_token(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (; *s != '\0'; s++) {
+        bool alnum =
+            (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9');
+        if (!alnum && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+            return false;
+    }
+    return true;
+}
+
 int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
 {
     int rc = 0;
@@ -516,14 +544,19 @@ int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
             rc = OP_EINVAL;
         }
         const char *path = conf->sites[i].health_check_path;
-        bool path_ok = path[0] == '\0' || (path[0] == '/' && strlen(path) < 1024);
-        for (const char *p = path; *p != '\0'; p++)
-            path_ok &= *p > 0x20 && *p < 0x7f;
-        if (!path_ok) {
+        if (!(path[0] == '\0' || (path[0] == '/' && visible_ascii(path, 1024)))) {
             op_buf_appendf(errors,
                            "%s: sites[%zu]: health_check_path: expected a path starting with "
                            "\"/\" (visible ASCII, under 1k), got \"%s\"\n",
                            conf->path, i, path);
+            rc = OP_EINVAL;
+        }
+        /* sent as the origin's Host */
+        if (!visible_ascii(conf->sites[i].host_header, 256)) {
+            op_buf_appendf(errors,
+                           "%s: sites[%zu]: host_header: expected HOST[:PORT] (visible ASCII, "
+                           "under 256 characters)\n",
+                           conf->path, i);
             rc = OP_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
@@ -539,6 +572,14 @@ int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
     if (conf->max_request_line > conf->max_header_size) {
         op_buf_appendf(errors, "%s: max_request_line: must not exceed max_header_size\n",
                        conf->path);
+        rc = OP_EINVAL;
+    }
+    /* it goes out in Via, Cache-Status and Surrogate-Capability: a token */
+    if (!is_token(conf->cache_name, 64)) {
+        op_buf_appendf(errors,
+                       "%s: cache_name: expected a token of at most 64 characters (letters, "
+                       "digits, and !#$%%&'*+-.^_`|~), got \"%s\"\n",
+                       conf->path, conf->cache_name);
         rc = OP_EINVAL;
     }
     static const char *const levels[] = {"error", "warn", "info", "debug"};

@@ -135,6 +135,13 @@ static void test_cdn_cache_control_replaces_cache_control(void **state)
         assert_null(decide(f, 200, &m));
         assert_int_equal(m.freshness_lifetime, 7);
     }
+    /* booleans: ?1 sets a directive, ?0 clears it */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "CDN-Cache-Control", "max-age=60, private=?1");
+    assert_string_equal(decide(f, 200, &m), "private");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "CDN-Cache-Control", "max-age=60, private, private=?0");
+    assert_null(decide(f, 200, &m));
     /* a value of the wrong type drops that directive only */
     op_headers_reset(&f->resp);
     add(&f->resp, "Cache-Control", "max-age=7");
@@ -194,6 +201,16 @@ static void test_surrogate_control(void **state)
     add(&f->resp, "Surrogate-Control", "max-age=100");
     assert_null(decide_as(f, "outpost", &m));
     assert_int_equal(m.freshness_lifetime, 9); /* RFC 9213 first */
+    /* a targeted lifetime shares nothing Cache-Control public would not:
+     * Set-Cookie and Authorization responses stay unshared */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Surrogate-Control", "max-age=100");
+    add(&f->resp, "Set-Cookie", "id=1");
+    assert_string_equal(decide_as(f, "outpost", &m), "set-cookie");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "CDN-Cache-Control", "max-age=100");
+    add(&f->req, "Authorization", "Basic eA==");
+    assert_string_equal(decide_as(f, "outpost", &m), "authorization");
 }
 
 static void test_heuristic_from_last_modified(void **state)

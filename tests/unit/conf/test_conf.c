@@ -109,6 +109,16 @@ static void test_structural_errors(void **state)
     assert_non_null(strstr(errors.data, "key appears twice"));
     assert_null(load("sites:\n  - origin: http://a\n  - origin: http://b\n", &errors));
     assert_non_null(strstr(errors.data, "already used"));
+    /* cache_name goes out in header fields: a token; host_header: no blanks */
+    assert_null(load("cache_name: \"edge one\"\nsites:\n  - origin: http://a\n", &errors));
+    assert_non_null(strstr(errors.data, "cache_name: expected a token"));
+    assert_null(load("cache_name: \"a\\r\\nX: y\"\nsites:\n  - origin: http://a\n", &errors));
+    assert_non_null(strstr(errors.data, "cache_name: expected a token"));
+    assert_null(load("sites:\n  - origin: http://a\n    host_header: \"h\\r\\nX: y\"\n", &errors));
+    assert_non_null(strstr(errors.data, "host_header: expected HOST[:PORT]"));
+    struct op_conf *c = load("cache_name: edge-1.fra\nsites:\n  - origin: http://a\n", &errors);
+    assert_non_null(c);
+    op_conf_free(c);
     op_buf_fini(&errors);
 }
 
