@@ -49,8 +49,9 @@ struct op_origin_server {
     struct sockaddr_storage addr;
     _Atomic uint32_t addr_gen; /* bumped when addr changes: pooled connections retire */
     _Atomic bool healthy;      /* the active checks' verdict; always true without them */
-    /* Stall detection across workers: requests out to it, and since when no
-     * response head has come (op_time_mono_ms). */
+    /* Stall detection across workers: requests out to it that still wait
+     * for their response head (one reading a long body is not waiting), and
+     * since when no response head has come (op_time_mono_ms). */
     _Atomic uint32_t inflight;
     _Atomic uint64_t quiet_since_ms;
     struct op_origin_watch *watch; /* owned: main loop state, NULL when not watched */

@@ -18,6 +18,7 @@ struct op_fetch {
     bool moved; /* already sent to a second origin after a failed connect */
     /* admission (fetch_limit.c) */
     bool admitted;                  /* holds one of the origin's slots */
+    bool awaiting_head;             /* counted in server->inflight (stall detection) */
     bool overloaded;                /* the origin shed load (op_fetch__shed) or timed out */
     bool suspect;                   /* a bare 503 short of the quorum: neither good nor bad */
     struct op_fetch *qprev, *qnext; /* borrowed: the origin's queue while waiting */
@@ -55,7 +56,8 @@ void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome);
  * overload when it does by the quorum rule, else mark <f> suspect. Returns
  * whether it signalled. */
 bool op_fetch__shed(struct op_fetch *f, enum op_shed shed);
-/* A response head came: the origin is not stalled. */
+/* A response head came: the origin is not stalled, and <f> no longer counts
+ * as waiting for one. */
 void op_fetch__answered(struct op_fetch *f);
 /* Passive health: the origin answered (<ok>), or a connect failed or timed
  * out. */

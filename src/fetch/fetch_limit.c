@@ -59,6 +59,7 @@ static void take_slot(struct op_fetch *f, uint64_t now)
     struct op_origin *o = f->origin;
     if (atomic_fetch_add_explicit(&o->server->inflight, 1, memory_order_relaxed) == 0)
         atomic_store_explicit(&o->server->quiet_since_ms, op_time_mono_ms(), memory_order_relaxed);
+    f->awaiting_head = true;
     o->inflight++;
     f->admitted = true;
     f->started_ms = now;
@@ -171,10 +172,20 @@ bool op_fetch__admit(struct op_fetch *f)
     return false;
 }
 
+/* The fetch no longer waits for a head: it leaves the stall count. */
+static void head_came(struct op_fetch *f)
+{
+    if (!f->awaiting_head)
+        return;
+    f->awaiting_head = false;
+    atomic_fetch_sub_explicit(&f->origin->server->inflight, 1, memory_order_relaxed);
+}
+
 void op_fetch__answered(struct op_fetch *f)
 {
     atomic_store_explicit(&f->origin->server->quiet_since_ms, op_time_mono_ms(),
                           memory_order_relaxed);
+    head_came(f);
 }
 
 void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
@@ -247,7 +258,7 @@ void op_fetch__release(struct op_fetch *f, enum op_fetch_outcome outcome)
     f->admitted = false;
     bool was_limited = o->inflight >= limit_now(o);
     o->inflight--;
-    atomic_fetch_sub_explicit(&o->server->inflight, 1, memory_order_relaxed);
+    head_came(f);
     op_fetch__signal(f, outcome);
     /* Grow only when the limit was what held requests back. Until the first
      * sign of trouble (and long after the last) it doubles per round trip

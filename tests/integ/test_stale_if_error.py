@@ -83,3 +83,43 @@ def test_hanging_origin_gives_stale_after_the_stall_timeout(origin, outposts, tm
     time.sleep(2.5)  # the hanging fetch ends and refreshes the store
     r, body = op.request("/k1")
     assert body == b"v2/k1", body
+
+
+def test_a_slow_body_is_not_a_stalled_origin(origin, outposts, tmp_path):
+    """An origin that answered and is still sending a long body is working:
+    while it trickles, a stale object is revalidated at the origin, not
+    served as if the origin had stalled."""
+    import threading
+
+    def trickle(h):
+        h.send_response(200)
+        h.send_header("Cache-Control", "no-store")
+        h.send_header("Content-Length", "6")
+        h.end_headers()
+        for b in b"slowly":
+            h.wfile.write(bytes([b]))
+            h.wfile.flush()
+            time.sleep(0.4)
+
+    def short(h):
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=1")
+        h.send_header("Content-Length", "2")
+        h.end_headers()
+        h.wfile.write(b"ok")
+    origin.routes["/big"] = trickle
+    origin.routes["/obj"] = short
+    op = outposts(origin.port, tmp_path / "cache", workers=1,
+                  site={"origin_stall_timeout": "500ms"}).start()
+    assert op.request("/obj")[1] == b"ok"
+    time.sleep(1.2)  # /obj is stale
+    got = []
+    slow = threading.Thread(target=lambda: got.append(op.request("/big", timeout=10)[1]))
+    slow.start()
+    time.sleep(1.2)  # the head came long ago; body bytes still arrive
+    r, body = op.request("/obj")
+    assert body == b"ok" and "fwd-status=200" in r.getheader("Cache-Status"), \
+        r.getheader("Cache-Status")
+    slow.join(10)
+    assert got == [b"slowly"]
+    assert origin.hits["/obj"] == 2
