@@ -1,14 +1,12 @@
-/* Cache-Control and CDN-Cache-Control directive parsing (RFC 9111 §5.2, RFC 9213). */
-#include "outpost/cache.h"
+/* Cache-Control directive parsing (RFC 9111 §5.2); CDN-Cache-Control has its
+ * own (cache_cdn_cc.c). */
+#include "cache_int.h"
 
 #include <string.h>
 
-#define DELTA_MAX 2147483648LL /* RFC 9111 §1.2.2 */
-
-/* delta-seconds, also in the quoted form that §5.2 tells recipients to accept. */
-static int64_t parse_delta(const char *v, size_t vlen)
+int64_t op_cache__delta(const char *v, size_t vlen, bool quoted)
 {
-    if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+    if (quoted && vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
         v++;
         vlen -= 2;
     }
@@ -18,10 +16,10 @@ static int64_t parse_delta(const char *v, size_t vlen)
     for (size_t i = 0; i < vlen; i++) {
         if (v[i] < '0' || v[i] > '9')
             return -1;
-        if (n < DELTA_MAX)
+        if (n < OP_CACHE_DELTA_MAX)
             n = n * 10 + (v[i] - '0');
     }
-    return n > DELTA_MAX ? DELTA_MAX : n;
+    return n > OP_CACHE_DELTA_MAX ? OP_CACHE_DELTA_MAX : n;
 }
 
 struct directive {
@@ -82,7 +80,7 @@ bool op_cache_cc_parse(const struct op_headers *h, const char *field, struct op_
                         v++;
                         vlen--;
                     }
-                    int64_t n = parse_delta(v, vlen);
+                    int64_t n = op_cache__delta(v, vlen, true);
                     *arg = n < 0 ? 0 : n;
                 }
             }

@@ -4,11 +4,10 @@
  * value has the wrong type is ignored. Only the few lexical forms the
  * dictionary grammar allows are accepted: lowercase keys, no blanks around
  * "=", integers without quotes. */
-#include "outpost/cache.h"
+#include "cache_int.h"
 
 #include <string.h>
 
-#define DELTA_MAX 2147483648LL
 #define FIELD_MAX 8192 /* longer is not a cache directive field */
 
 struct cursor {
@@ -219,7 +218,7 @@ static void apply(struct op_cc *cc, const char *k, size_t klen, bool has_value, 
         if (d->integer) {
             if (has_value && type == IT_INTEGER && n >= 0) {
                 cc->flags |= d->flag;
-                *arg_of(cc, d->flag) = n > DELTA_MAX ? DELTA_MAX : n;
+                *arg_of(cc, d->flag) = n > OP_CACHE_DELTA_MAX ? OP_CACHE_DELTA_MAX : n;
             }
         } else if (!has_value || (type == IT_BOOLEAN && n == 1)) {
             cc->flags |= d->flag; /* a bare key is boolean true; ?0 is false */

@@ -1,6 +1,6 @@
 /* RFC 9111 storing, freshness, age, reuse and conditional evaluation for a
  * shared cache. */
-#include "outpost/cache.h"
+#include "cache_int.h"
 
 #include <string.h>
 
@@ -38,20 +38,19 @@ static bool get_date(const struct op_headers *h, const char *name, int64_t *t)
  * parameter, letters) says the message went wrong somewhere; such a response
  * is taken as stale and revalidated, rather than trusting its first member
  * (§5.1 allows either: a stale copy is only one round trip more). */
-#define AGE_MAX 2147483648LL
 static int64_t age_value(const struct op_headers *h)
 {
     int i = op_headers_find(h, "age", 0);
     if (i < 0)
         return 0;
     if (op_headers_find(h, "age", (uint32_t)i + 1) >= 0)
-        return AGE_MAX;
+        return OP_CACHE_DELTA_MAX;
     size_t len;
     const char *v = op_headers_get(h, "age", &len);
     uint64_t n;
     if (v == NULL || op_parse_u64(v, len, &n) != 0)
-        return AGE_MAX;
-    return n > AGE_MAX ? AGE_MAX : (int64_t)n;
+        return OP_CACHE_DELTA_MAX;
+    return n > OP_CACHE_DELTA_MAX ? OP_CACHE_DELTA_MAX : (int64_t)n;
 }
 
 /* The status codes whose semantics this cache implements (RFC 9110 §15), for

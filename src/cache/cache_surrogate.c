@@ -3,27 +3,9 @@
  * token ("max-age=60;outpost"). The directives aimed at us become a struct
  * op_cc, which then takes the place of Cache-Control as CDN-Cache-Control
  * does. */
-#include "outpost/cache.h"
+#include "cache_int.h"
 
 #include <string.h>
-
-#define DELTA_MAX 2147483648LL
-
-/* Strict delta-seconds: digits only (no blanks around "="). */
-static bool parse_delta(const char *v, size_t len, int64_t *out)
-{
-    if (len == 0)
-        return false;
-    int64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        if (n < DELTA_MAX)
-            n = n * 10 + (v[i] - '0');
-    }
-    *out = n > DELTA_MAX ? DELTA_MAX : n;
-    return true;
-}
 
 /* max-age=FRESH[+STALE]: STALE is how long past FRESH the copy may serve
  * when the origin cannot be reached, which is stale-if-error. */
@@ -31,12 +13,13 @@ static bool max_age(const char *v, size_t len, struct op_cc *cc)
 {
     const char *plus = memchr(v, '+', len);
     size_t flen = plus ? (size_t)(plus - v) : len;
-    int64_t fresh, stale;
-    if (!parse_delta(v, flen, &fresh))
-        return false; /* malformed: ignored */
+    int64_t fresh = op_cache__delta(v, flen, false);
+    if (fresh < 0)
+        return false; /* malformed (blanks around "=" too): ignored */
     cc->flags |= OP_CC_MAX_AGE;
     cc->max_age = fresh;
-    if (plus != NULL && parse_delta(plus + 1, len - flen - 1, &stale)) {
+    int64_t stale = plus != NULL ? op_cache__delta(plus + 1, len - flen - 1, false) : -1;
+    if (stale >= 0) {
         cc->flags |= OP_CC_SIE;
         cc->sie = stale;
     }
