@@ -4,6 +4,15 @@
 #include <ctype.h>
 #include <string.h>
 
+static int append_lower(struct op_buf *out, const char *p, size_t len)
+{
+    size_t at = out->len;
+    int rc = op_buf_append(out, p, len);
+    for (size_t i = at; rc == 0 && i < out->len; i++)
+        out->data[i] = (char)tolower((unsigned char)out->data[i]);
+    return rc;
+}
+
 int op_cache_key_primary(const char *host, size_t hlen, const char *target, size_t tlen,
                          struct op_buf *out)
 {
@@ -15,10 +24,8 @@ int op_cache_key_primary(const char *host, size_t hlen, const char *target, size
     if (hlen > 3 && memcmp(host + hlen - 3, ":80", 3) == 0)
         hlen -= 3;
     int rc = op_buf_append(out, "http://", 7);
-    for (size_t i = 0; i < hlen && rc == 0; i++) {
-        char c = (char)tolower((unsigned char)host[i]);
-        rc = op_buf_append(out, &c, 1);
-    }
+    if (rc == 0)
+        rc = append_lower(out, host, hlen);
     if (rc == 0 && slash)
         rc = op_buf_append(out, "/", 1);
     if (rc == 0)
@@ -34,13 +41,8 @@ bool op_cache_vary_names(const struct op_headers *resp, struct op_buf *out)
     while (op_headers_next_elem(resp, "vary", &st, &e, &elen)) {
         if (elen == 1 && e[0] == '*')
             return false;
-        if (out->len > 0 && op_buf_append(out, ",", 1) != 0)
+        if ((out->len > 0 && op_buf_append(out, ",", 1) != 0) || append_lower(out, e, elen) != 0)
             return false;
-        for (size_t i = 0; i < elen; i++) {
-            char c = (char)tolower((unsigned char)e[i]);
-            if (op_buf_append(out, &c, 1) != 0)
-                return false;
-        }
     }
     return true;
 }
@@ -73,12 +75,8 @@ int op_cache_key_secondary(const char *names, size_t nlen, const struct op_heade
         while (rc == 0 && op_headers_next_elem(req, name, &st, &e, &elen)) {
             if (!first)
                 rc = op_buf_append(out, ", ", 2);
-            size_t at = out->len;
             if (rc == 0)
-                rc = op_buf_append(out, e, elen);
-            for (size_t k = at; rc == 0 && fold && k < out->len; k++)
-                if (out->data[k] >= 'A' && out->data[k] <= 'Z')
-                    out->data[k] = (char)(out->data[k] - 'A' + 'a');
+                rc = fold ? append_lower(out, e, elen) : op_buf_append(out, e, elen);
             first = false;
         }
         if (rc == 0)

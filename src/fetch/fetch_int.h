@@ -53,9 +53,8 @@ bool op_fetch__admit(struct op_fetch *f);
  * its end): it adjusts the limit. */
 void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome);
 /* The origin's answer to <f> may shed load (op_http_sheds_load): signal an
- * overload when it does by the quorum rule, else mark <f> suspect. Returns
- * whether it signalled. */
-bool op_fetch__shed(struct op_fetch *f, enum op_shed shed);
+ * overload when it does by the quorum rule, else mark <f> suspect. */
+void op_fetch__shed(struct op_fetch *f, enum op_shed shed);
 /* A response head came: the origin is not stalled, and <f> no longer counts
  * as waiting for one. */
 void op_fetch__answered(struct op_fetch *f);

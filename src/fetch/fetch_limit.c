@@ -214,11 +214,11 @@ void op_fetch__signal(struct op_fetch *f, enum op_fetch_outcome outcome)
     }
 }
 
-bool op_fetch__shed(struct op_fetch *f, enum op_shed shed)
+void op_fetch__shed(struct op_fetch *f, enum op_shed shed)
 {
     struct op_origin *o = f->origin;
     if (shed == OP_SHED_NO)
-        return false;
+        return;
     /* a Retry-After says so; a bare 503 may be one page's own answer, so it
      * counts once SHED_QUORUM of them came within SHED_WINDOW_MS, or while
      * the limit is still recovering from a cut */
@@ -231,7 +231,6 @@ bool op_fetch__shed(struct op_fetch *f, enum op_shed shed)
     if (overload)
         op_fetch__signal(f, OP_FETCH_OVERLOADED);
     f->suspect = !overload; /* no round-trip sample, no growth */
-    return overload;
 }
 
 bool op_fetch_shed(const struct op_fetch *f)

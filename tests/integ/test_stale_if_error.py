@@ -1,6 +1,8 @@
 """stale-if-error when the origin is gone: the stored copy is served at once."""
 import time
 
+from test_coalescing import slow_page
+
 
 def test_refused_origin_serves_stale_without_waiting(origin, outposts, tmp_path):
     def short(h):
@@ -101,14 +103,8 @@ def test_a_slow_body_is_not_a_stalled_origin(origin, outposts, tmp_path):
             h.wfile.flush()
             time.sleep(0.4)
 
-    def short(h):
-        h.send_response(200)
-        h.send_header("Cache-Control", "max-age=1")
-        h.send_header("Content-Length", "2")
-        h.end_headers()
-        h.wfile.write(b"ok")
     origin.routes["/big"] = trickle
-    origin.routes["/obj"] = short
+    origin.routes["/obj"] = slow_page(0, b"ok", cc="max-age=1")
     op = outposts(origin.port, tmp_path / "cache", workers=1,
                   site={"origin_stall_timeout": "500ms"}).start()
     assert op.request("/obj")[1] == b"ok"
