@@ -63,22 +63,25 @@ static bool status_understood(int status)
 }
 
 /* The directives in force for this cache: CDN-Cache-Control, when the origin
- * sent it, replaces Cache-Control (RFC 9213 §2.1); else Surrogate-Control,
- * when it has directives for us, does the same. */
-static void response_cc(const struct op_cache_exchange *x, struct op_cc *cc)
+ * sent it, replaces Cache-Control and Expires (RFC 9213 §2.1); else
+ * Surrogate-Control, when it has directives for us, does the same. Returns
+ * whether such a targeted field is in force. */
+static bool response_cc(const struct op_cache_exchange *x, struct op_cc *cc)
 {
     struct op_cc cdn;
     if (op_cache_cdn_cc_parse(x->resp, &cdn) ||
         op_cache_surrogate_parse(x->resp, x->device, &cdn)) {
         *cc = cdn;
-        return;
+        return true;
     }
     op_cache_cc_parse(x->resp, "cache-control", cc);
+    return false;
 }
 
-/* Freshness lifetime (§4.2.1); *explicit tells whether the origin gave one. */
+/* Freshness lifetime (§4.2.1); *explicit tells whether the origin gave one.
+ * Under a targeted field Expires does not count. */
 static int64_t freshness_lifetime(const struct op_cache_exchange *x, const struct op_cc *cc,
-                                  int64_t date, bool *explicit, bool *heuristic)
+                                  bool targeted, int64_t date, bool *explicit, bool *heuristic)
 {
     *explicit = true;
     *heuristic = false;
@@ -86,7 +89,7 @@ static int64_t freshness_lifetime(const struct op_cache_exchange *x, const struc
         return cc->s_maxage;
     if (cc->flags & OP_CC_MAX_AGE)
         return cc->max_age;
-    if (op_headers_find(x->resp, "expires", 0) >= 0) {
+    if (!targeted && op_headers_find(x->resp, "expires", 0) >= 0) {
         int64_t expires;
         if (!get_date(x->resp, "expires", &expires))
             return 0; /* an invalid Expires means already expired (§5.3) */
@@ -107,7 +110,7 @@ static int64_t freshness_lifetime(const struct op_cache_exchange *x, const struc
 const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache_meta *m)
 {
     struct op_cc cc, req_cc;
-    response_cc(x, &cc);
+    bool targeted = response_cc(x, &cc);
     op_cache_cc_parse(x->req, "cache-control", &req_cc);
 
     int64_t date;
@@ -129,7 +132,7 @@ const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache
     m->sie = (cc.flags & OP_CC_SIE) ? cc.sie : -1;
 
     bool explicit, heuristic;
-    m->freshness_lifetime = freshness_lifetime(x, &cc, date, &explicit, &heuristic);
+    m->freshness_lifetime = freshness_lifetime(x, &cc, targeted, date, &explicit, &heuristic);
     if (heuristic)
         m->flags |= OP_META_HEURISTIC;
     if (cc.flags & (OP_CC_MUST_REVALIDATE | OP_CC_PROXY_REVALIDATE | OP_CC_S_MAXAGE))

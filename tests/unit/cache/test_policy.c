@@ -153,6 +153,76 @@ static void test_cdn_cache_control_replaces_cache_control(void **state)
     assert_string_equal(decide(f, 200, &m), "no freshness");
 }
 
+/* RFC 9213 §2.1: a CDN-Cache-Control lifetime replaces every other
+ * freshness source (Cache-Control, Expires), both ways, and Age still
+ * counts against it. */
+static void test_cdn_cache_control_lifetime(void **state)
+{
+    struct fixture *f = *state;
+    struct op_cache_meta m;
+    int64_t age, ttl;
+    add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT");    /* NOW */
+    add(&f->resp, "Expires", "Tue, 14 Nov 2023 23:13:20 GMT"); /* +3600 s */
+    add(&f->resp, "CDN-Cache-Control", "max-age=0");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 0);
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW, &age, &ttl), OP_CACHE_VALIDATE);
+    /* a long CDN lifetime beats a short Cache-Control one, and the reverse */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=1");
+    add(&f->resp, "CDN-Cache-Control", "max-age=3600");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 3600);
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=3600");
+    add(&f->resp, "CDN-Cache-Control", "max-age=1");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 1);
+    /* a past or invalid Expires does not shorten it */
+    const char *expires[] = {"Tue, 14 Nov 2023 19:26:40 GMT", "0", NULL};
+    for (int i = 0; expires[i] != NULL; i++) {
+        op_headers_reset(&f->resp);
+        add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT");
+        add(&f->resp, "Expires", expires[i]);
+        add(&f->resp, "CDN-Cache-Control", "max-age=3600");
+        assert_null(decide(f, 200, &m));
+        assert_int_equal(m.freshness_lifetime, 3600);
+        assert_int_equal(op_cache_evaluate(&m, &f->req, NOW, &age, &ttl), OP_CACHE_FRESH);
+    }
+    /* nor does a future one lengthen a CDN-Cache-Control without a
+     * lifetime: Expires is out of play (RFC 9213 §2.1) */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Date", "Tue, 14 Nov 2023 22:13:20 GMT");
+    add(&f->resp, "Expires", "Tue, 14 Nov 2023 23:13:20 GMT");
+    add(&f->resp, "CDN-Cache-Control", "must-revalidate");
+    add(&f->resp, "ETag", "\"v1\"");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(m.freshness_lifetime, 0);
+    /* an Age beyond the CDN lifetime makes the copy stale on arrival */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "CDN-Cache-Control", "max-age=3600");
+    add(&f->resp, "Age", "7200");
+    assert_null(decide(f, 200, &m));
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW, &age, &ttl), OP_CACHE_VALIDATE);
+    /* private and no-cache from CDN-Cache-Control win over a fresh
+     * Cache-Control; no-store there too */
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=10000");
+    add(&f->resp, "CDN-Cache-Control", "private");
+    assert_string_equal(decide(f, 200, &m), "private");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=10000");
+    add(&f->resp, "CDN-Cache-Control", "no-store");
+    assert_string_equal(decide(f, 200, &m), "no-store");
+    op_headers_reset(&f->resp);
+    add(&f->resp, "Cache-Control", "max-age=10000");
+    add(&f->resp, "CDN-Cache-Control", "no-cache");
+    assert_string_equal(decide(f, 200, &m), "no freshness"); /* max-age=10000 is ignored */
+    add(&f->resp, "ETag", "\"v1\"");
+    assert_null(decide(f, 200, &m)); /* kept to revalidate, never served as is */
+    assert_int_equal(op_cache_evaluate(&m, &f->req, NOW, &age, &ttl), OP_CACHE_VALIDATE);
+}
+
 static const char *decide_as(struct fixture *f, const char *device, struct op_cache_meta *m)
 {
     struct op_cache_exchange x = {.method = OP_HTTP_GET,
@@ -445,6 +515,7 @@ int main(void)
         T(test_invalid_expires_is_stale),
         T(test_not_storable),
         T(test_cdn_cache_control_replaces_cache_control),
+        T(test_cdn_cache_control_lifetime),
         T(test_surrogate_control),
         T(test_heuristic_from_last_modified),
         T(test_age_calculation),
