@@ -44,14 +44,14 @@ def start_origin(d, sizes):
     return port, proc
 
 
-def warm(caches, sizes):
+def warm(caches, paths):
     for name in CACHES:
-        for s in sizes:
+        for path in paths:
             for _ in range(3):
-                urllib.request.urlopen(caches.url(name, "/obj-%d" % s)).read()
+                urllib.request.urlopen(caches.url(name, path)).read()
     time.sleep(0.5)
-    for s in sizes:  # the measured requests must be hits
-        with urllib.request.urlopen(caches.url("outpost", "/obj-%d" % s)) as r:
+    for path in paths:  # the measured requests must be hits
+        with urllib.request.urlopen(caches.url("outpost", path)) as r:
             assert "hit" in r.headers.get("Cache-Status", ""), r.headers
 
 
@@ -76,7 +76,7 @@ def main(args):
     try:
         caches.origin, origin = start_origin(caches.dir, sizes)
         caches.start(args.outpost_site)
-        warm(caches, sizes)
+        warm(caches, ["/obj-%d" % s for s in sizes])
         results = {}
         for rnd in range(args.rounds):
             for size in sizes:

@@ -8,25 +8,13 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 
 from .common import CACHES, Caches, c_tool, percentile
-from .hits import start_origin
+from .hits import start_origin, warm
 
 CONNS = 64
 HOT = 100
 SIZE = 1024
-
-
-def warm(caches):
-    for name in CACHES:
-        for i in range(HOT):
-            for _ in range(2):
-                urllib.request.urlopen(caches.url(name, "/hot-%d" % i)).read()
-    time.sleep(0.5)
-    with urllib.request.urlopen(caches.url("outpost", "/hot-0")) as r:
-        assert "hit" in r.headers.get("Cache-Status", ""), r.headers
 
 
 def run(port, rate, seconds):
@@ -53,7 +41,7 @@ def main(args):
             with open("%s/www/hot-%d" % (caches.dir, i), "wb") as f:
                 f.write(os.urandom(SIZE // 2).hex().encode())
         caches.start(args.outpost_site)
-        warm(caches)
+        warm(caches, ["/hot-%d" % i for i in range(HOT)])
         results = {}
         for rnd in range(args.rounds):
             for rate in rates:
