@@ -187,6 +187,12 @@ struct op_fetch *op_fetch_start(struct op_upstream *u, const char *head, size_t 
                                 void *owner);
 /* Queue request body bytes (copied). 0 or OP_ENOMEM. */
 int op_fetch_send(struct op_fetch *f, const char *p, size_t len);
+/* A request body follows the head (begin) / its last byte was queued (end).
+ * A connection goes back to the pool only once the whole request was written
+ * (RFC 9112 §9.3): an origin that answers early, as nginx does with a 401,
+ * would read the next request on it as the rest of this body. */
+void op_fetch_body_begin(struct op_fetch *f);
+void op_fetch_body_end(struct op_fetch *f);
 /* Bytes queued and not yet written to the origin. */
 size_t op_fetch_pending(const struct op_fetch *f);
 /* Stop / restart reading the response (client backpressure). */

@@ -62,7 +62,8 @@ int op_headers_serialize(const struct op_headers *h, struct op_buf *out);
 int op_headers_parse_block(struct op_headers *h, const char *p, size_t len);
 
 /* Remove the hop-by-hop fields (RFC 9110 §7.6.1): Connection and every field it
- * names, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*. */
+ * names but Host and Content-Length, Keep-Alive, TE, Trailer,
+ * Transfer-Encoding, Upgrade, Proxy-*. Idempotent. */
 void op_headers_strip_hop_by_hop(struct op_headers *h);
 
 /* Iterate over the comma-separated elements of every <name> field.
@@ -135,6 +136,7 @@ struct op_http_msg {
     struct op_headers headers;
     bool keep_alive; /* known after the head */
     bool chunked;
+    bool upgrade;           /* a request asking to switch protocols (Upgrade) */
     int64_t content_length; /* -1 if none */
 };
 
@@ -142,6 +144,11 @@ struct op_http_parser;
 typedef int op_http_body_cb(void *arg, const char *p, size_t len);
 
 enum op_http_event { OP_HTTP_EV_NONE, OP_HTTP_EV_HEAD, OP_HTTP_EV_DONE };
+
+/* Interim (1xx) responses taken before a final one; past it, a parse error.
+ * A 101, which we never ask for, and a status outside 100-599 are errors
+ * too, as is a Content-Length above INT64_MAX in either direction. */
+#define OP_HTTP_MAX_INTERIM 8
 
 struct op_http_parser {
     uint64_t llhttp[12];     /* llhttp_t (96 bytes), opaque here; a static assert checks */
@@ -154,8 +161,10 @@ struct op_http_parser {
     bool in_name;             /* inside a header name (it may come in pieces) */
     bool done_pending;        /* bodiless response: DONE follows the HEAD event */
     bool started;             /* a message began and has not completed */
+    uint8_t interim;          /* 1xx responses seen before the final one */
+    size_t ext_bytes;         /* chunk extension bytes in this message */
     int err_status;
-    const char *err_reason; /* static text from llhttp, for the log */
+    const char *err_reason; /* static text from llhttp or from us, for the log */
 };
 
 void op_http_msg_init(struct op_http_msg *m, uint32_t max_fields, size_t max_bytes);

@@ -3,8 +3,10 @@
  * a request that met a dead pooled connection move to a fresh one. */
 #include "fetch_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define OCONN_MAGIC 0x4f434f4eu
 #define READ_MAX (64 * 1024) /* response head limit and read chunk */
@@ -271,7 +273,15 @@ static void parse_input(struct op_oconn *c)
                     op_fetch__signal(f, OP_FETCH_OK); /* a round-trip sample */
                 f->cbs->on_head(f->owner, &c->resp);
             } else if (c->parser.event == OP_HTTP_EV_DONE) {
-                bool reusable = c->resp.keep_alive && c->in.len == 0 && f->out.len == 0;
+                if (!f->got_head) { /* a message that never had a final head */
+                    conn_close(c);
+                    fetch_fail(f, OP_EORIGIN, false);
+                    break;
+                }
+                /* reuse needs the exchange whole on both sides: nothing
+                 * after the response, and all of the request written */
+                bool reusable =
+                    c->resp.keep_alive && c->in.len == 0 && f->out.len == 0 && !f->body_open;
                 f->conn = NULL;
                 conn_release(c, reusable);
                 op_fetch__release(f, OP_FETCH_OK);
@@ -326,9 +336,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (f == NULL)
         return;
     f->got_byte = true;
-    if (c->state == OC_SEND || c->state == OC_READ_HEAD)
-        conn_set_state(c, c->state, c->origin->first_byte_timeout_ms);
-    else if (c->state == OC_READ_BODY)
+    /* the head (1xx included) has one deadline, set when the request went
+     * out: bytes trickling in do not extend it */
+    if (c->state == OC_READ_BODY)
         conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
     parse_input(c);
 }
@@ -435,9 +445,24 @@ static int parser_body(void *arg, const char *p, size_t len)
 {
     struct op_oconn *c = arg;
     struct op_fetch *f = c->fetch;
-    if (f == NULL || c->state == OC_CLOSING)
-        return 1;
+    if (f == NULL || c->state == OC_CLOSING || !f->got_head)
+        return 1; /* body bytes belong to a final head the owner has seen */
+    if (len == 0)
+        return 0; /* owners that re-chunk would write a last chunk */
     return f->cbs->on_body(f->owner, p, len);
+}
+
+/* Has a pooled connection anything waiting to be read: bytes nobody asked
+ * for, or the origin's FIN? libuv may not have run its read callback yet, and
+ * such bytes would become the next request's response. */
+static bool idle_has_input(struct op_oconn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return true;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 /* Put <f> on a pooled connection, or on a new one when <c> is NULL. */
@@ -450,8 +475,10 @@ static void attach(struct op_fetch *f, struct op_oconn *c)
         o->idle = c->next_idle;
         o->nidle--;
         c->next_idle = NULL;
-        if (c->gen != gen) {
-            conn_close(c); /* opened to an address the origin no longer has */
+        if (c->gen != gen || idle_has_input(c)) {
+            /* opened to an address the origin no longer has, or closed or
+             * written to while idle */
+            conn_close(c);
             c = NULL;
         }
     }
@@ -540,6 +567,18 @@ int op_fetch_send(struct op_fetch *f, const char *p, size_t len)
     if (rc == 0 && f->conn != NULL)
         conn_flush(f->conn);
     return rc;
+}
+
+void op_fetch_body_begin(struct op_fetch *f)
+{
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    f->body_open = true;
+}
+
+void op_fetch_body_end(struct op_fetch *f)
+{
+    OP_CHECK_OBJ(f, FETCH_MAGIC);
+    f->body_open = false;
 }
 
 size_t op_fetch_pending(const struct op_fetch *f)

@@ -15,7 +15,8 @@ struct op_fetch {
     struct op_buf head; /* owned: kept for one retry */
     struct op_buf out;  /* owned: request bytes not yet written */
     bool head_only, retryable, retried, got_head, got_byte, paused;
-    bool moved; /* already sent to a second origin after a failed connect */
+    bool moved;     /* already sent to a second origin after a failed connect */
+    bool body_open; /* request body bytes may still come (op_fetch_body_begin) */
     /* admission (fetch_limit.c) */
     bool admitted;                  /* holds one of the origin's slots */
     bool awaiting_head;             /* counted in server->inflight (stall detection) */

@@ -262,7 +262,11 @@ void op_headers_strip_hop_by_hop(struct op_headers *h)
     /* the fields Connection names go first; the names live in h's own bytes, so
      * copy each before removing anything */
     while (op_headers_next_elem(h, "connection", &st, &e, &elen)) {
-        if (elen >= sizeof(name))
+        /* end-to-end fields that route, key or frame the message are never
+         * dropped because Connection names them (RFC 9110 §7.6.1 lets a
+         * sender list only hop-by-hop fields there) */
+        if (elen >= sizeof(name) || op_streq_nocase(e, elen, "host") ||
+            op_streq_nocase(e, elen, "content-length"))
             continue;
         memcpy(name, e, elen);
         name[elen] = '\0';

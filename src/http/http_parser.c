@@ -22,6 +22,7 @@ static int on_message_begin(llhttp_t *p)
     op_http_msg_reset(hp->msg);
     hp->in_name = false;
     hp->started = true;
+    hp->ext_bytes = 0;
     return 0;
 }
 
@@ -74,6 +75,19 @@ static enum op_http_method map_method(uint8_t m)
     }
 }
 
+/* Is Transfer-Encoding exactly one "chunked"? */
+static bool only_chunked(const struct op_headers *h)
+{
+    uint64_t st = 0;
+    const char *e;
+    size_t elen;
+    int n = 0;
+    while (op_headers_next_elem(h, "transfer-encoding", &st, &e, &elen))
+        if (++n > 1 || !op_streq_nocase(e, elen, "chunked"))
+            return false;
+    return n == 1;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct op_http_parser *hp = owner(p);
@@ -82,6 +96,13 @@ static int on_headers_complete(llhttp_t *p)
     m->minor = p->http_minor;
     m->keep_alive = llhttp_should_keep_alive(p) != 0;
     m->chunked = (p->flags & F_CHUNKED) != 0;
+    m->upgrade = p->type == HTTP_REQUEST && p->upgrade != 0;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX) {
+        /* llhttp takes any value that fits 64 bits; ours is signed, and a
+         * length that wrapped negative would read as "no body" */
+        hp->err_reason = "Content-Length too large";
+        return -1;
+    }
     m->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
     if (p->type == HTTP_REQUEST) {
         m->method = map_method(p->method);
@@ -89,8 +110,36 @@ static int on_headers_complete(llhttp_t *p)
                 sizeof(m->method_name) - 1);
     } else {
         m->status = p->status_code;
-        if (m->status >= 100 && m->status < 200)
-            return 0; /* interim response: skipped in on_message_complete */
+        if (m->major != 1 || m->minor > 1) {
+            hp->err_reason = "response version is not HTTP/1.0 or 1.1";
+            return -1;
+        }
+        if ((p->flags & F_TRANSFER_ENCODING) && !only_chunked(&m->headers)) {
+            /* RFC 9112 §6.3: chunked not last means read-until-close of a
+             * coded body we cannot decode; other codings we never asked for */
+            hp->err_reason = "transfer coding other than chunked";
+            return -1;
+        }
+        if (m->status < 100 || m->status > 599) {
+            hp->err_reason = "status code out of range";
+            return -1;
+        }
+        if (m->status == 101) {
+            /* we never ask for an upgrade (the Upgrade field is hop-by-hop
+             * and not forwarded), so a switch of protocols is not ours */
+            hp->err_reason = "101 Switching Protocols was not asked for";
+            return -1;
+        }
+        if (m->status < 200) {
+            /* interim response (RFC 9110 §15.2): skipped in
+             * on_message_complete; a stream of them must not hold the
+             * request, so only a few are taken */
+            if (++hp->interim > OP_HTTP_MAX_INTERIM) {
+                hp->err_reason = "too many 1xx responses";
+                return -1;
+            }
+            return 1; /* a 1xx has no body, whatever its fields say */
+        }
         /* RFC 9112 §6.3: whatever its Content-Length says, a response to
          * HEAD, a 204 or a 304 ends with its head */
         hp->bodiless = hp->head_only || m->status == 204 || m->status == 304;
@@ -106,6 +155,21 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct op_http_parser *hp = owner(p);
     if (hp->on_body != NULL && hp->on_body(hp->arg, at, len) != 0)
         return -1;
+    return 0;
+}
+
+/* Chunk extensions (and, through the header table, trailers) share the
+ * head's byte budget: llhttp alone would take them without end. */
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len)
+{
+    struct op_http_parser *hp = owner(p);
+    (void)at;
+    hp->ext_bytes += len;
+    if (hp->ext_bytes > hp->msg->headers.bytes.max) {
+        hp->err_status = 400;
+        hp->err_reason = "chunk extensions too long";
+        return -1;
+    }
     return 0;
 }
 
@@ -133,6 +197,8 @@ static const llhttp_settings_t settings = {
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
@@ -160,6 +226,7 @@ void op_http_msg_reset(struct op_http_msg *m)
     m->status = 0;
     m->keep_alive = false;
     m->chunked = false;
+    m->upgrade = false;
     m->content_length = -1;
 }
 
@@ -194,7 +261,8 @@ int op_http_parser_execute(struct op_http_parser *hp, const char *p, size_t len,
         return OP_EAGAIN;
     default:
         *used = 0;
-        hp->err_reason = llhttp_get_error_reason(LL(hp));
+        if (hp->err_reason == NULL) /* else a callback of ours said why */
+            hp->err_reason = llhttp_get_error_reason(LL(hp));
         if (hp->err_status == 0)
             hp->err_status = 400;
         return OP_EPARSE;

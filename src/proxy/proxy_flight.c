@@ -239,11 +239,13 @@ static bool answer_as_hit(struct op_client *c, const struct op_flight_view *v,
     return true;
 }
 
-static void stream_body(struct op_client *c, const struct op_flight_view *v)
+/* Queue the flight's body from r->flight_off on, while less than <high> bytes
+ * wait to be written. */
+static void copy_body(struct op_client *c, const struct op_flight_view *v, size_t high)
 {
     struct op_request *r = &c->r;
     struct op_flight *f = r->waiter.flight;
-    while (r->client_body && r->flight_off < v->body_len && op_proxy__out_pending(c) < OUT_HIGH &&
+    while (r->client_body && r->flight_off < v->body_len && op_proxy__out_pending(c) < high &&
            !c->closing) {
         size_t want = v->body_len - r->flight_off;
         if (want > READ_STEP)
@@ -265,6 +267,26 @@ static void stream_body(struct op_client *c, const struct op_flight_view *v)
         if (r->chunked_out)
             op_proxy__out(c, "\r\n", 2);
     }
+}
+
+bool op_proxy__flight_take_rest(struct op_client *c)
+{
+    struct op_request *r = &c->r;
+    if (r->waiter.flight == NULL || !r->flight_head_sent || !r->client_body || c->closing)
+        return false;
+    struct op_flight_view v;
+    op_flight_view(r->waiter.flight, &v);
+    copy_body(c, &v, SIZE_MAX);
+    if (c->closing)
+        return false;
+    op_proxy__flight_leave(r);
+    return true;
+}
+
+static void stream_body(struct op_client *c, const struct op_flight_view *v)
+{
+    struct op_request *r = &c->r;
+    copy_body(c, v, OUT_HIGH);
     if (c->closing || v->phase != OP_FLIGHT_DONE || (r->client_body && r->flight_off < v->body_len))
         return;
     if (r->client_body && r->chunked_out)

@@ -170,6 +170,10 @@ void op_proxy__overloaded(struct op_client *c, const char *detail);
 void op_proxy__fetch_alone(struct op_client *c, bool revalidate);
 /* Take over <f>, started by a publisher, whose head <resp> just arrived. */
 void op_proxy__adopt_fetch(struct op_client *c, struct op_fetch *f, struct op_http_msg *resp);
+/* Take over <f> mid-body, once op_proxy__flight_take_rest(c) queued all the
+ * flight had: the rest streams to <c> and is not stored; <p, len> are the
+ * body bytes that did not fit the flight. */
+void op_proxy__adopt_fetch_body(struct op_client *c, struct op_fetch *f, const char *p, size_t len);
 /* Answer with r's stale copy (<status>: the origin's, 0 for none). */
 void op_proxy__serve_stale(struct op_client *c, int status, const char *why);
 /* May r's stale copy be served because the origin failed (stale-if-error,
@@ -244,6 +248,11 @@ void op_proxy__pub_drop_leader(struct op_pub *pub);
 void op_proxy__revalidate_in_background(struct op_client *c);
 
 /* proxy_flight.c */
+/* The flight <c> reads outgrew max_object_size: queue all it published past
+ * what <c> already has (ignoring the watermark) and leave it, so that <c>
+ * can take its fetch over. False, leaving everything as it was, when <c> is
+ * not streaming the flight's body (no head sent yet, HEAD, closing). */
+bool op_proxy__flight_take_rest(struct op_client *c);
 /* Join or lead the flight for the request's key instead of fetching alone
  * (r holds the stale copy and r->conditional when revalidating). Returns
  * false when the request should fetch alone: coalescing is off, the key is

@@ -233,13 +233,23 @@ static int on_pub_body(void *owner, const char *p, size_t len)
     int rc = op_flight_publish_body(pub->flight, p, len, ctx->conf->max_object_size);
     if (rc == 0)
         return 0;
-    /* Grew past max_object_size without a Content-Length saying so: readers
-     * that got bytes see the connection close; later requests go alone. */
-    op_log_warn("proxy", "flight %.*s: body over max_object_size; waiters released",
+    /* Grew past max_object_size without a Content-Length saying so. It is
+     * not stored, but the leading client gets all of it: it takes the fetch
+     * over. Other readers that got bytes see the connection close (the
+     * flight keeps no more than max_object_size); later requests go alone. */
+    op_log_warn("proxy", "flight %.*s: body over max_object_size; not stored, waiters released",
                 (int)pub->key.len, pub->key.data);
     if (pub->site->hit_for_miss_ms > 0)
         op_flight_mark_uncacheable(ctx->flight, pub->key.data, pub->key.len,
                                    op_time_mono_ms() + pub->site->hit_for_miss_ms);
+    struct op_client *leader = pub->leader;
+    if (leader != NULL && op_proxy__flight_take_rest(leader)) {
+        struct op_fetch *fetch = pub->fetch;
+        pub->fetch = NULL;
+        pub_end(pub, OP_FLIGHT_FAILED, rc);
+        op_proxy__adopt_fetch_body(leader, fetch, p, len);
+        return 0;
+    }
     pub_end(pub, OP_FLIGHT_FAILED, rc);
     return 1;
 }

@@ -136,7 +136,10 @@ void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
     if (r->fetch == NULL) {
         op_metric_inc(&c->ctx->metrics, origin_errors_total);
         op_proxy__error(c, 502, "could not connect to the origin", false);
+        return;
     }
+    if (has_body && c->rq == OP_RQ_BODY)
+        op_fetch_body_begin(r->fetch); /* its connection is not reused before the body ends */
 }
 
 static void serve_hit(struct op_client *c, struct op_store_obj *obj, int64_t ttl)
@@ -262,6 +265,14 @@ void op_proxy__request_start(struct op_client *c)
     r->request_time = op_time_now();
     r->t_start_ms = op_time_mono_ms();
     op_metric_inc(&ctx->metrics, requests_total);
+    /* the origin never sees hop-by-hop fields, so routing, the cache key,
+     * Vary and policy never use them either: one view of the request */
+    op_headers_strip_hop_by_hop(&m->headers);
+    /* Upgrade is not forwarded (no tunnels yet): the request is answered as
+     * a plain one and the connection closes after it, so nothing the client
+     * sends next in the protocol it asked for is read as HTTP */
+    if (m->upgrade)
+        c->close_after = true;
 
     size_t hlen;
     const char *host = op_headers_get(&m->headers, "host", &hlen);
@@ -331,8 +342,11 @@ int op_proxy__request_body(struct op_client *c, const char *p, size_t len)
 
 void op_proxy__request_body_done(struct op_client *c)
 {
-    if (c->r.fetch != NULL && c->r.req_chunked_to_origin)
+    if (c->r.fetch == NULL)
+        return;
+    if (c->r.req_chunked_to_origin)
         op_fetch_send(c->r.fetch, "0\r\n\r\n", 5);
+    op_fetch_body_end(c->r.fetch);
 }
 
 void op_proxy__on_client_drain(struct op_client *c)
@@ -615,6 +629,17 @@ static const struct op_fetch_cbs fetch_cbs = {
     .on_error = on_fetch_error,
     .on_drain = on_fetch_drain,
 };
+
+void op_proxy__adopt_fetch_body(struct op_client *c, struct op_fetch *f, const char *p, size_t len)
+{
+    struct op_request *r = &c->r;
+    r->fetch = f;
+    r->store = false;
+    r->nostore = "too large";
+    c->rs = OP_RS_STREAM;
+    op_fetch_set_owner(f, &fetch_cbs, c);
+    on_fetch_body(c, p, len);
+}
 
 void op_proxy__adopt_fetch(struct op_client *c, struct op_fetch *f, struct op_http_msg *resp)
 {
