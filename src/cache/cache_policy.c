@@ -33,24 +33,26 @@ static bool get_date(const struct op_headers *h, const char *name, int64_t *t)
     return v != NULL && op_http_date_parse(v, len, t) == 0;
 }
 
-/* The Age field (§5.1), a singleton: one field holding one non-negative
- * integer. Anything else (a list, two fields, a sign, a fraction, a
- * parameter, letters) says the message went wrong somewhere; such a response
- * is taken as stale and revalidated, rather than trusting its first member
- * (§5.1 allows either: a stale copy is only one round trip more). */
+/* The Age field, RFC 9111 §5.1:
+ *   "Although it is defined as a singleton header field, a cache encountering
+ *   a message with a list-based Age field value SHOULD use the first member
+ *   of the field value, discarding subsequent ones."
+ *   "If the field value (after discarding additional members, as per above)
+ *   is invalid (e.g., it contains something other than a non-negative
+ *   integer), a cache SHOULD ignore the field."
+ * Several Age lines are one list (RFC 9110 §5.3), so it is the first line's
+ * first member. An ignored Age is not a trusted 0: the apparent age from
+ * Date still bounds the copy's age (§4.2.3). Digits past 2^31 are 2^31
+ * (§1.2.2), which is stale for any lifetime. */
 static int64_t age_value(const struct op_headers *h)
 {
-    int i = op_headers_find(h, "age", 0);
-    if (i < 0)
-        return 0;
-    if (op_headers_find(h, "age", (uint32_t)i + 1) >= 0)
-        return OP_CACHE_DELTA_MAX;
+    uint64_t st = 0;
+    const char *v;
     size_t len;
-    const char *v = op_headers_get(h, "age", &len);
-    uint64_t n;
-    if (v == NULL || op_parse_u64(v, len, &n) != 0)
-        return OP_CACHE_DELTA_MAX;
-    return n > OP_CACHE_DELTA_MAX ? OP_CACHE_DELTA_MAX : (int64_t)n;
+    if (!op_headers_next_elem(h, "age", &st, &v, &len))
+        return 0;
+    int64_t n = op_cache__delta(v, len, false);
+    return n < 0 ? 0 : n;
 }
 
 /* The status codes whose semantics this cache implements (RFC 9110 §15), for
