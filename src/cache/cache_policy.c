@@ -161,9 +161,17 @@ const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache
     bool shared_ok = (cc.flags & (OP_CC_PUBLIC | OP_CC_S_MAXAGE | OP_CC_MUST_REVALIDATE)) != 0;
     if (op_headers_find(x->req, "authorization", 0) >= 0 && !shared_ok)
         return "authorization"; /* §3.5 */
+    /* One user's cookie is never served to another. RFC 9111 §7.3 notes
+     * that "the Set-Cookie response header field [COOKIE] does not inhibit
+     * caching" and leaves the control to the origin's Cache-Control; since
+     * storing is never required (§2: caching is "an entirely OPTIONAL
+     * feature"), a shared cache may demand that control be explicit, and
+     * public or s-maxage is the origin saying the response is for everyone
+     * (the suite's headers-store-Set-Cookie and other-set-cookie fail by this
+     * choice). */
     if (op_headers_find(x->resp, "set-cookie", 0) >= 0 &&
         !(cc.flags & (OP_CC_PUBLIC | OP_CC_S_MAXAGE)))
-        return "set-cookie"; /* one user's cookie is never served to another */
+        return "set-cookie";
     struct op_buf vary;
     op_buf_init(&vary, 4096);
     bool vary_ok = op_cache_vary_names(x->resp, &vary);
