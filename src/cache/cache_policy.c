@@ -33,24 +33,26 @@ static bool get_date(const struct op_headers *h, const char *name, int64_t *t)
     return v != NULL && op_http_date_parse(v, len, t) == 0;
 }
 
-/* The Age field (§5.1), a singleton: one field holding one non-negative
- * integer. Anything else (a list, two fields, a sign, a fraction, a
- * parameter, letters) says the message went wrong somewhere; such a response
- * is taken as stale and revalidated, rather than trusting its first member
- * (§5.1 allows either: a stale copy is only one round trip more). */
+/* The Age field, RFC 9111 §5.1:
+ *   "Although it is defined as a singleton header field, a cache encountering
+ *   a message with a list-based Age field value SHOULD use the first member
+ *   of the field value, discarding subsequent ones."
+ *   "If the field value (after discarding additional members, as per above)
+ *   is invalid (e.g., it contains something other than a non-negative
+ *   integer), a cache SHOULD ignore the field."
+ * Several Age lines are one list (RFC 9110 §5.3), so it is the first line's
+ * first member. An ignored Age is not a trusted 0: the apparent age from
+ * Date still bounds the copy's age (§4.2.3). Digits past 2^31 are 2^31
+ * (§1.2.2), which is stale for any lifetime. */
 static int64_t age_value(const struct op_headers *h)
 {
-    int i = op_headers_find(h, "age", 0);
-    if (i < 0)
-        return 0;
-    if (op_headers_find(h, "age", (uint32_t)i + 1) >= 0)
-        return OP_CACHE_DELTA_MAX;
+    uint64_t st = 0;
+    const char *v;
     size_t len;
-    const char *v = op_headers_get(h, "age", &len);
-    uint64_t n;
-    if (v == NULL || op_parse_u64(v, len, &n) != 0)
-        return OP_CACHE_DELTA_MAX;
-    return n > OP_CACHE_DELTA_MAX ? OP_CACHE_DELTA_MAX : (int64_t)n;
+    if (!op_headers_next_elem(h, "age", &st, &v, &len))
+        return 0;
+    int64_t n = op_cache__delta(v, len, false);
+    return n < 0 ? 0 : n;
 }
 
 /* The status codes whose semantics this cache implements (RFC 9110 §15), for
@@ -159,9 +161,17 @@ const char *op_cache_storable(const struct op_cache_exchange *x, struct op_cache
     bool shared_ok = (cc.flags & (OP_CC_PUBLIC | OP_CC_S_MAXAGE | OP_CC_MUST_REVALIDATE)) != 0;
     if (op_headers_find(x->req, "authorization", 0) >= 0 && !shared_ok)
         return "authorization"; /* §3.5 */
+    /* One user's cookie is never served to another. RFC 9111 §7.3 notes
+     * that "the Set-Cookie response header field [COOKIE] does not inhibit
+     * caching" and leaves the control to the origin's Cache-Control; since
+     * storing is never required (§2: caching is "an entirely OPTIONAL
+     * feature"), a shared cache may demand that control be explicit, and
+     * public or s-maxage is the origin saying the response is for everyone
+     * (the suite's headers-store-Set-Cookie and other-set-cookie fail by this
+     * choice). */
     if (op_headers_find(x->resp, "set-cookie", 0) >= 0 &&
         !(cc.flags & (OP_CC_PUBLIC | OP_CC_S_MAXAGE)))
-        return "set-cookie"; /* one user's cookie is never served to another */
+        return "set-cookie";
     struct op_buf vary;
     op_buf_init(&vary, 4096);
     bool vary_ok = op_cache_vary_names(x->resp, &vary);
