@@ -83,6 +83,8 @@ char *op_buf_steal(struct op_buf *b, size_t *len);
 /* ---- time ----------------------------------------------------------------- */
 /* Wall clock, in seconds since the epoch (HTTP dates and ages are in seconds). */
 int64_t op_time_now(void);
+/* Wall-clock milliseconds since the epoch (for delays across a second). */
+int64_t op_time_now_ms(void);
 /* Monotonic milliseconds, for timeouts and durations. */
 uint64_t op_time_mono_ms(void);
 

@@ -126,6 +126,10 @@ struct op_origin {
 struct op_fetch;
 
 struct op_fetch_cbs {
+    /* An interim response other than 100 (RFC 9110 §15.2; we answer Expect
+     * ourselves) arrived before the final head; <resp> is valid for the call
+     * only. May be NULL: then it is dropped. */
+    void (*on_interim)(void *owner, struct op_http_msg *resp);
     /* The final response head arrived; resp stays valid until on_done/on_error. */
     void (*on_head)(void *owner, struct op_http_msg *resp);
     /* Body bytes (borrowed for the call). Return non-zero to abort the fetch. */

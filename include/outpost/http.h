@@ -143,7 +143,10 @@ struct op_http_msg {
 struct op_http_parser;
 typedef int op_http_body_cb(void *arg, const char *p, size_t len);
 
-enum op_http_event { OP_HTTP_EV_NONE, OP_HTTP_EV_HEAD, OP_HTTP_EV_DONE };
+/* execute() stops after a final head (HEAD), after each complete message
+ * (DONE), and after each interim (1xx) response, whose status and fields are
+ * in the message until the next execute (INTERIM). */
+enum op_http_event { OP_HTTP_EV_NONE, OP_HTTP_EV_HEAD, OP_HTTP_EV_DONE, OP_HTTP_EV_INTERIM };
 
 /* Interim (1xx) responses taken before a final one; past it, a parse error.
  * A 101, which we never ask for, and a status outside 100-599 are errors

@@ -262,7 +262,10 @@ static void parse_input(struct op_oconn *c)
             break; /* everything consumed, no event: wait for more bytes */
         if (rc == OP_EAGAIN) {
             op_http_parser_resume(&c->parser);
-            if (c->parser.event == OP_HTTP_EV_HEAD) {
+            if (c->parser.event == OP_HTTP_EV_INTERIM) {
+                if (c->resp.status != 100 && f->cbs->on_interim != NULL)
+                    f->cbs->on_interim(f->owner, &c->resp);
+            } else if (c->parser.event == OP_HTTP_EV_HEAD) {
                 f->got_head = true;
                 conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
                 op_fetch__health(f, true);

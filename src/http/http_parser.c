@@ -75,19 +75,6 @@ static enum op_http_method map_method(uint8_t m)
     }
 }
 
-/* Is Transfer-Encoding exactly one "chunked"? */
-static bool only_chunked(const struct op_headers *h)
-{
-    uint64_t st = 0;
-    const char *e;
-    size_t elen;
-    int n = 0;
-    while (op_headers_next_elem(h, "transfer-encoding", &st, &e, &elen))
-        if (++n > 1 || !op_streq_nocase(e, elen, "chunked"))
-            return false;
-    return n == 1;
-}
-
 static int on_headers_complete(llhttp_t *p)
 {
     struct op_http_parser *hp = owner(p);
@@ -114,12 +101,6 @@ static int on_headers_complete(llhttp_t *p)
             hp->err_reason = "response version is not HTTP/1.0 or 1.1";
             return -1;
         }
-        if ((p->flags & F_TRANSFER_ENCODING) && !only_chunked(&m->headers)) {
-            /* RFC 9112 §6.3: chunked not last means read-until-close of a
-             * coded body we cannot decode; other codings we never asked for */
-            hp->err_reason = "transfer coding other than chunked";
-            return -1;
-        }
         if (m->status < 100 || m->status > 599) {
             hp->err_reason = "status code out of range";
             return -1;
@@ -131,7 +112,7 @@ static int on_headers_complete(llhttp_t *p)
             return -1;
         }
         if (m->status < 200) {
-            /* interim response (RFC 9110 §15.2): skipped in
+            /* interim response (RFC 9110 §15.2): reported by
              * on_message_complete; a stream of them must not hold the
              * request, so only a few are taken */
             if (++hp->interim > OP_HTTP_MAX_INTERIM) {
@@ -177,8 +158,10 @@ static int on_message_complete(llhttp_t *p)
 {
     struct op_http_parser *hp = owner(p);
     if (p->type == HTTP_RESPONSE && hp->msg->status >= 100 && hp->msg->status < 200) {
-        op_http_msg_reset(hp->msg); /* 1xx: wait for the final response */
-        return 0;
+        /* 1xx: the caller may forward it; the next message begins with a
+         * reset, so none of its fields reach the final response */
+        hp->event = OP_HTTP_EV_INTERIM;
+        return HPE_PAUSED;
     }
     hp->started = false;
     if (p->type == HTTP_RESPONSE && hp->bodiless && hp->event != OP_HTTP_EV_HEAD) {

@@ -56,6 +56,7 @@ struct op_request {
     enum op_fwd fwd;
     struct op_fetch *fetch; /* owned: freed with op_fetch_abort */
     int64_t request_time;
+    int64_t request_ms; /* the same in ms, for Age's response_delay */
     uint64_t t_start_ms;
     uint64_t purge_seq; /* the newest purge when it looked in the store */
     /* the stale object being revalidated, copied out of the store */
@@ -214,11 +215,12 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
                      const struct op_headers *req, const struct op_cache_meta *meta,
                      struct op_headers *headers, const struct op_buf *body, uint64_t purge_seq);
 
-/* May this complete origin response (to a GET) be stored? Fills <meta>;
- * returns NULL when it may, else the reason: the RFC 9111 one, or "too large"
+/* May this complete origin response (to a GET) be stored? Fills <meta>
+ * (<request_ms>: op_time_now_ms() when the request was made); returns NULL
+ * when it may, else the reason: the RFC 9111 one, or "too large"
  * when its Content-Length is over max_object_size. */
 const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_headers *req,
-                               int64_t request_time, const struct op_http_msg *resp,
+                               int64_t request_ms, const struct op_http_msg *resp,
                                const struct op_headers *fields, struct op_cache_meta *meta);
 
 /* A 304 answered a revalidation: freshen <stored> with the 304's <fresh>
@@ -228,7 +230,7 @@ const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_h
  * took it. */
 const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct op_buf *key,
                                         const struct op_headers *req, int status,
-                                        int64_t request_time, struct op_headers *stored,
+                                        int64_t request_ms, struct op_headers *stored,
                                         const struct op_headers *fresh, const struct op_buf *body,
                                         struct op_cache_meta *meta, uint64_t purge_seq,
                                         bool *queued);
@@ -269,6 +271,10 @@ bool op_proxy__flight_waiting(const struct op_client *c);
 
 /* proxy_respond.c */
 const char *op_proxy__reason(int status);
+/* Forward an origin's interim response to <c> while its final head is still
+ * to come, if <c> speaks HTTP/1.1 (its hop-by-hop fields are removed from
+ * <resp>). */
+void op_proxy__interim(struct op_client *c, struct op_http_msg *resp);
 /* A complete short response with an HTML (or text) body naming the status,
  * the node and the request id; closes the connection afterwards when <close>. */
 void op_proxy__error(struct op_client *c, int status, const char *detail, bool close);

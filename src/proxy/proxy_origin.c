@@ -139,17 +139,27 @@ bool op_proxy__store(struct op_proxy_ctx *ctx, const struct op_buf *key,
     return stored;
 }
 
+/* Whole-second request and response times whose difference is the real
+ * delay rounded down: taking both clocks in whole seconds would add a second
+ * to Age (RFC 9111 §4.2.3 response_delay) whenever the fetch crosses one. */
+static void exchange_times(int64_t request_ms, struct op_cache_exchange *x)
+{
+    int64_t now_ms = op_time_now_ms();
+    int64_t delay_ms = now_ms > request_ms ? now_ms - request_ms : 0;
+    x->response_time = now_ms / 1000;
+    x->request_time = x->response_time - delay_ms / 1000;
+}
+
 const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_headers *req,
-                               int64_t request_time, const struct op_http_msg *resp,
+                               int64_t request_ms, const struct op_http_msg *resp,
                                const struct op_headers *fields, struct op_cache_meta *meta)
 {
     struct op_cache_exchange x = {.method = OP_HTTP_GET,
                                   .req = req,
                                   .status = resp->status,
                                   .resp = fields,
-                                  .request_time = request_time,
-                                  .response_time = op_time_now(),
                                   .device = ctx->conf->cache_name};
+    exchange_times(request_ms, &x);
     const char *nostore = op_cache_storable(&x, meta);
     if (nostore == NULL && resp->content_length > (int64_t)ctx->conf->max_object_size)
         nostore = "too large";
@@ -158,7 +168,7 @@ const char *op_proxy__storable(const struct op_proxy_ctx *ctx, const struct op_h
 
 const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct op_buf *key,
                                         const struct op_headers *req, int status,
-                                        int64_t request_time, struct op_headers *stored,
+                                        int64_t request_ms, struct op_headers *stored,
                                         const struct op_headers *fresh, const struct op_buf *body,
                                         struct op_cache_meta *meta, uint64_t purge_seq,
                                         bool *queued)
@@ -168,9 +178,8 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
                                   .req = req,
                                   .status = status,
                                   .resp = stored,
-                                  .request_time = request_time,
-                                  .response_time = op_time_now(),
                                   .device = ctx->conf->cache_name};
+    exchange_times(request_ms, &x);
     const char *nostore = op_cache_storable(&x, meta);
     op_headers_remove_all(stored, "age"); /* ours is computed when served */
     *queued = nostore == NULL && op_proxy__store(ctx, key, req, meta, stored, body, purge_seq);

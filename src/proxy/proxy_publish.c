@@ -30,7 +30,7 @@ struct op_pub {
     struct op_cache_meta stale_meta;
     struct op_headers resp_headers; /* cleaned origin fields */
     struct op_cache_meta meta;
-    int64_t request_time;
+    int64_t request_ms; /* wall clock at the request, for Age (op_proxy__storable) */
     uint64_t purge_seq; /* the leader's: a purge since its lookup drops the answer */
     int status;
     struct op_buf head; /* owned: the origin request, kept for a retry */
@@ -191,7 +191,7 @@ static void on_pub_head(void *owner, struct op_http_msg *resp)
      * each of them may have a stale copy to serve instead */
     bool failed = op_proxy__origin_error_status(resp->status);
     const char *nostore = failed ? "origin error"
-                                 : op_proxy__storable(ctx, &pub->req, pub->request_time, resp,
+                                 : op_proxy__storable(ctx, &pub->req, pub->request_ms, resp,
                                                       &pub->resp_headers, &pub->meta);
     if (nostore == NULL) {
         op_proxy__ensure_date(&pub->resp_headers);
@@ -261,7 +261,7 @@ static void on_pub_done(void *owner)
     if (pub->conditional && pub->status == 304) {
         bool queued;
         op_proxy__store_revalidated(ctx, &pub->key, &pub->req, pub->stale_meta.status,
-                                    pub->request_time, &pub->stale_headers, &pub->resp_headers,
+                                    pub->request_ms, &pub->stale_headers, &pub->resp_headers,
                                     &pub->stale_body, &pub->meta, pub->purge_seq, &queued);
         pub_end(pub, OP_FLIGHT_AGAIN, 0); /* waiters find the freshened copy */
         return;
@@ -281,7 +281,17 @@ static void on_pub_error(void *owner, int err, bool got_head)
     pub_end(owner, OP_FLIGHT_FAILED, err);
 }
 
+/* Only the leader's request was forwarded, so only it is owed the origin's
+ * interim responses (RFC 9110 §15.2); the others joined our own request. */
+static void on_pub_interim(void *owner, struct op_http_msg *resp)
+{
+    struct op_pub *pub = owner;
+    if (pub->leader != NULL && !pub->leader->r.flight_head_sent)
+        op_proxy__interim(pub->leader, resp);
+}
+
 static const struct op_fetch_cbs pub_cbs = {
+    .on_interim = on_pub_interim,
     .on_head = on_pub_head,
     .on_body = on_pub_body,
     .on_done = on_pub_done,
@@ -307,7 +317,7 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     if (ctx->pubs)
         ctx->pubs->prev = pub;
     ctx->pubs = pub;
-    pub->request_time = op_time_now();
+    pub->request_ms = op_time_now_ms();
     pub->purge_seq = r->purge_seq;
     op_flight_set_epoch(f, r->purge_seq);
     pub->stale_meta = r->stale_meta;

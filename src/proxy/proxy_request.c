@@ -262,7 +262,8 @@ void op_proxy__request_start(struct op_client *c)
     struct op_request *r = &c->r;
     struct op_http_msg *m = &c->req;
     r->id = ((uint64_t)ctx->worker_id << 48) | ++ctx->next_request_id;
-    r->request_time = op_time_now();
+    r->request_ms = op_time_now_ms();
+    r->request_time = r->request_ms / 1000;
     r->t_start_ms = op_time_mono_ms();
     op_metric_inc(&ctx->metrics, requests_total);
     /* the origin never sees hop-by-hop fields, so routing, the cache key,
@@ -450,7 +451,7 @@ static void respond_revalidated(struct op_client *c)
     struct op_cache_meta meta;
     bool stored;
     const char *nostore = op_proxy__store_revalidated(
-        ctx, &r->key, &c->req.headers, r->stale_meta.status, r->request_time, &r->stale_headers,
+        ctx, &r->key, &c->req.headers, r->stale_meta.status, r->request_ms, &r->stale_headers,
         &r->resp_headers, &r->stale_body, &meta, r->purge_seq, &stored);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
     op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
@@ -495,8 +496,8 @@ static void on_fetch_head(void *owner, struct op_http_msg *resp)
     /* what the store keeps, and what the client gets: without hop-by-hop fields */
     r->nostore = "method";
     if (r->cacheable && c->req.method == OP_HTTP_GET)
-        r->nostore = op_proxy__storable(ctx, &c->req.headers, r->request_time, resp, &resp->headers,
-                                        &r->meta);
+        r->nostore =
+            op_proxy__storable(ctx, &c->req.headers, r->request_ms, resp, &resp->headers, &r->meta);
     int64_t age = 0;
     if (r->nostore == NULL) {
         age = r->meta.corrected_initial_age;
@@ -622,7 +623,13 @@ static void on_fetch_drain(void *owner)
         op_proxy__step(c); /* reading the request body again */
 }
 
+static void on_fetch_interim(void *owner, struct op_http_msg *resp)
+{
+    op_proxy__interim(owner, resp);
+}
+
 static const struct op_fetch_cbs fetch_cbs = {
+    .on_interim = on_fetch_interim,
     .on_head = on_fetch_head,
     .on_body = on_fetch_body,
     .on_done = on_fetch_done,

@@ -9,6 +9,8 @@ const char *op_proxy__reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -146,6 +148,22 @@ void op_proxy__log_request(struct op_client *c, const char *how)
                    when, ctx->worker_id, (unsigned long long)(r->id & OP_PROXY_ID_MASK), c->peer,
                    c->req.method_name, target, r->resp_status, cs, origin, origin_ms,
                    (unsigned long long)(op_time_mono_ms() - r->t_start_ms), how);
+}
+
+void op_proxy__interim(struct op_client *c, struct op_http_msg *resp)
+{
+    /* RFC 9110 §15.2: forwarded ahead of the final response, never to an
+     * HTTP/1.0 client, never stored; its hop-by-hop fields stay behind */
+    if (c->closing || (c->rs != OP_RS_NONE && c->rs != OP_RS_WAIT) || c->req.major != 1 ||
+        c->req.minor < 1)
+        return;
+    op_headers_strip_hop_by_hop(&resp->headers);
+    struct op_buf h;
+    op_buf_init(&h, SIZE_MAX);
+    op_buf_appendf(&h, "HTTP/1.1 %d %s\r\n", resp->status, op_proxy__reason(resp->status));
+    if (op_headers_serialize(&resp->headers, &h) == 0 && op_buf_append(&h, "\r\n", 2) == 0)
+        op_proxy__out(c, h.data, h.len);
+    op_buf_fini(&h);
 }
 
 void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,

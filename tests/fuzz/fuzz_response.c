@@ -22,8 +22,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     op_headers_init(&req, 8, 1024);
     op_http_parser_init(&hp, true, &m, on_body, NULL);
     hp.head_only = size > 0 && (data[0] & 1);
-    size_t used = 0;
-    int rc = op_http_parser_execute(&hp, (const char *)data, size, &used);
+    size_t used = 0, off = 0;
+    int rc;
+    /* interim responses first (bounded by the parser), then the final head */
+    for (;;) {
+        rc = op_http_parser_execute(&hp, (const char *)data + off, size - off, &used);
+        off += used;
+        if (rc != OP_EAGAIN || hp.event != OP_HTTP_EV_INTERIM)
+            break;
+        op_headers_strip_hop_by_hop(&m.headers);
+        op_http_parser_resume(&hp);
+    }
     if (rc == OP_EAGAIN && hp.event == OP_HTTP_EV_HEAD) {
         op_headers_strip_hop_by_hop(&m.headers);
         struct op_cache_exchange x = {.method = OP_HTTP_GET,
@@ -50,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         op_buf_fini(&vary);
         op_buf_fini(&block);
         op_http_parser_resume(&hp);
-        op_http_parser_execute(&hp, (const char *)data + used, size - used, &used);
+        op_http_parser_execute(&hp, (const char *)data + off, size - off, &used);
     }
     op_headers_fini(&req);
     op_http_msg_fini(&m);

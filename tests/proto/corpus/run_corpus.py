@@ -398,6 +398,9 @@ def check_case(case, port, origin, proc):
     for bad in case.get("never_in_response", []):
         if b(bad) in out:
             errors.append("response holds %r" % bad)
+    for good in case.get("in_response", []):
+        if b(good) not in out:
+            errors.append("response lacks %r" % good)
     final_head = body_of(out)[0]
     for bad in case.get("never_in_final", []):
         if b(bad) in final_head:

@@ -103,6 +103,11 @@ static void test_parser_head_response_has_no_body(void **state)
     const char *in = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n";
     size_t used;
     assert_int_equal(op_http_parser_execute(&hp, in, strlen(in), &used), OP_EAGAIN);
+    assert_int_equal(hp.event, OP_HTTP_EV_INTERIM);
+    assert_int_equal(m.status, 100);
+    op_http_parser_resume(&hp);
+    in += used;
+    assert_int_equal(op_http_parser_execute(&hp, in, strlen(in), &used), OP_EAGAIN);
     assert_int_equal(hp.event, OP_HTTP_EV_HEAD);
     assert_int_equal(m.status, 200);
     op_http_parser_resume(&hp);
