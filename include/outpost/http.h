@@ -112,7 +112,9 @@ void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *
  * One parser per connection direction. execute() stops (returns OP_EAGAIN) after
  * the head and after each complete message, so the caller decides what to do
  * before more bytes are parsed; op_http_parser_resume() continues. Body bytes
- * are delivered through on_body, borrowed for the duration of the call. */
+ * are delivered through on_body, borrowed for the duration of the call.
+ * Chunk extensions are skipped but counted against ext_max; trailer fields
+ * are added to msg->headers, within its limits (431 past them). */
 enum op_http_method {
     OP_HTTP_GET,
     OP_HTTP_HEAD,
@@ -154,6 +156,8 @@ struct op_http_parser {
     bool in_name;             /* inside a header name (it may come in pieces) */
     bool done_pending;        /* bodiless response: DONE follows the HEAD event */
     bool started;             /* a message began and has not completed */
+    uint64_t ext_bytes;       /* chunk-extension bytes in this message */
+    uint64_t ext_max;         /* more is an error (413); 0: no ceiling. Set by the owner */
     int err_status;
     const char *err_reason; /* static text from llhttp, for the log */
 };

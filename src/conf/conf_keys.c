@@ -50,9 +50,14 @@ const struct op_conf_key op_conf_top_keys[] = {
     {"max_connections", OP_CONF_INT, TOP(max_connections), "4096", "1", "1000000", false,
      "client connections per worker; more are refused and counted"},
     {"header_timeout", OP_CONF_DURATION, TOP(header_timeout_ms), "10s", "100ms", "10m", false,
-     "time allowed to receive a whole request head"},
+     "time allowed to receive a whole request head, from its first byte (408 after it)"},
     {"body_timeout", OP_CONF_DURATION, TOP(body_timeout_ms), "30s", "100ms", "1h", false,
-     "time allowed between two reads of a request body"},
+     "time allowed between two reads of a request body (its chunk extensions and trailers "
+     "included)"},
+    {"body_min_rate", OP_CONF_SIZE, TOP(body_min_rate), "1k", "0", "1g", false,
+     "slowest a request body may arrive, in bytes a second of its data, after its first "
+     "body_timeout: a body may take body_timeout plus one second per body_min_rate bytes, "
+     "else the connection closes; 0 = no floor"},
     {"idle_timeout", OP_CONF_DURATION, TOP(idle_timeout_ms), "60s", "100ms", "1h", false,
      "how long an idle keep-alive client connection is kept"},
     {"send_timeout", OP_CONF_DURATION, TOP(send_timeout_ms), "60s", "100ms", "1h", false,

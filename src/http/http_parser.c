@@ -22,6 +22,7 @@ static int on_message_begin(llhttp_t *p)
     op_http_msg_reset(hp->msg);
     hp->in_name = false;
     hp->started = true;
+    hp->ext_bytes = 0;
     return 0;
 }
 
@@ -109,6 +110,20 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Chunk extensions are skipped, but counted: without a ceiling a peer could
+ * send them for ever. */
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len)
+{
+    struct op_http_parser *hp = owner(p);
+    (void)at;
+    hp->ext_bytes += len;
+    if (hp->ext_max > 0 && hp->ext_bytes > hp->ext_max) {
+        hp->err_status = 413;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     struct op_http_parser *hp = owner(p);
@@ -134,6 +149,8 @@ static const llhttp_settings_t settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
     .on_message_complete = on_message_complete,
 };
 
