@@ -8,10 +8,13 @@ extern const struct CMUnitTest gate_tests[];
 extern const size_t gate_tests_n;
 extern const struct CMUnitTest http_tests[];
 extern const size_t http_tests_n;
+extern const struct CMUnitTest date_tests[];
+extern const size_t date_tests_n;
 
 int main(void)
 {
     int failed = _cmocka_run_group_tests("http_gate", gate_tests, gate_tests_n, NULL, NULL);
     failed += _cmocka_run_group_tests("http", http_tests, http_tests_n, NULL, NULL);
+    failed += _cmocka_run_group_tests("http_date", date_tests, date_tests_n, NULL, NULL);
     return failed;
 }
