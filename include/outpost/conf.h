@@ -89,6 +89,7 @@ struct op_conf {
     uint64_t max_connections;
     uint64_t header_timeout_ms;
     uint64_t body_timeout_ms;
+    uint64_t body_min_rate; /* bytes a second a request body keeps up, past body_timeout; 0 off */
     uint64_t idle_timeout_ms;
     uint64_t send_timeout_ms;
     uint64_t shutdown_timeout_ms;

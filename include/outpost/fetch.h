@@ -106,13 +106,19 @@ struct op_origin {
     uint64_t hold_until_ms; /* after a 503/429 or timeout nothing new starts before this */
     uint64_t shed_at[2];    /* when the last likely-shedding answers came (fetch_limit.c) */
     /* Circuit breaker (passive health): fail_threshold connect failures or
-     * timeouts in a row open it for cooldown_ms, during which the origin is
-     * "full"; then one probe is let through, and its answer closes it (or
-     * its failure opens it again). fail_threshold 0: never. */
+     * timeouts in a row open it. While it is open the origin is "down":
+     * requests with a stale copy to fall back on get it and leave the origin
+     * alone until the cooldown has passed. A request with nothing to serve
+     * may always probe while no probe is under way (one at a time: the
+     * others meanwhile find the origin "full"). A probe's answer closes the
+     * circuit; its failure opens it again for twice the last cooldown (up
+     * to OP_ORIGIN_COOLDOWN_GROWTH times cooldown_ms), so the cooldown grows
+     * only while probes fail. fail_threshold 0: never. */
     uint32_t fail_threshold;
-    uint64_t cooldown_ms;
+    uint64_t cooldown_ms; /* the first cooldown (origin_fail_cooldown) */
     uint32_t fails;
     uint64_t open_until_ms; /* 0: closed */
+    uint64_t backoff_ms;    /* the cooldown now, while open */
     bool probing;
     double rtt_ms; /* smoothed time to a good response head */
     /* Stalled: requests are out (from any worker) and no response head has
@@ -122,6 +128,9 @@ struct op_origin {
     struct op_fetch *queue_head, *queue_tail; /* borrowed: waiting fetches, oldest first */
     uv_timer_t queue_timer;                   /* starts queued fetches; their deadlines */
 };
+
+/* A failed probe doubles the cooldown, up to this many times cooldown_ms. */
+#define OP_ORIGIN_COOLDOWN_GROWTH 8
 
 struct op_fetch;
 
@@ -166,10 +175,14 @@ bool op_upstream_saturated(const struct op_upstream *u);
 /* Is every origin that is up stalled (requests out, no response head for
  * its stall_ms): a new request would only join the wait? */
 bool op_upstream_stalled(const struct op_upstream *u);
-/* Would it be refused (every origin down, or its queue full)? */
+/* Would a request with nothing else to serve be refused: every origin is
+ * out (failing its health checks, or its circuit open with a probe under
+ * way), or its queue is full? An origin whose circuit is open and that has
+ * no probe under way is not full: the request probes it. */
 bool op_upstream_full(const struct op_upstream *u);
-/* Is every origin down (failing health checks or circuit open: do not wait
- * for them)? */
+/* Is every origin down (failing health checks, or circuit open: cooling
+ * down or probed)? A request with a stale copy to fall back on serves it at
+ * once and starts no fetch; one with nothing to serve asks op_upstream_full. */
 bool op_upstream_down(const struct op_upstream *u);
 
 /* Per origin, as above. */

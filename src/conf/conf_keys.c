@@ -50,9 +50,14 @@ const struct op_conf_key op_conf_top_keys[] = {
     {"max_connections", OP_CONF_INT, TOP(max_connections), "4096", "1", "1000000", false,
      "client connections per worker; more are refused and counted"},
     {"header_timeout", OP_CONF_DURATION, TOP(header_timeout_ms), "10s", "100ms", "10m", false,
-     "time allowed to receive a whole request head"},
+     "time allowed to receive a whole request head, from its first byte (408 after it)"},
     {"body_timeout", OP_CONF_DURATION, TOP(body_timeout_ms), "30s", "100ms", "1h", false,
-     "time allowed between two reads of a request body"},
+     "time allowed between two reads of a request body (its chunk extensions and trailers "
+     "included)"},
+    {"body_min_rate", OP_CONF_SIZE, TOP(body_min_rate), "1k", "0", "1g", false,
+     "slowest a request body may arrive, in bytes a second of its data, after its first "
+     "body_timeout: a body may take body_timeout plus one second per body_min_rate bytes, "
+     "else the connection closes; 0 = no floor"},
     {"idle_timeout", OP_CONF_DURATION, TOP(idle_timeout_ms), "60s", "100ms", "1h", false,
      "how long an idle keep-alive client connection is kept"},
     {"send_timeout", OP_CONF_DURATION, TOP(send_timeout_ms), "60s", "100ms", "1h", false,
@@ -106,10 +111,13 @@ const struct op_conf_key op_conf_site_keys[] = {
     {"origin_queue_timeout", OP_CONF_DURATION, SITE(origin_queue_timeout_ms), "10s", "10ms", "10m",
      false, "longest a request waits in that queue; then the stale copy or 503"},
     {"origin_fail_threshold", OP_CONF_INT, SITE(origin_fail_threshold), "5", "0", "1000", false,
-     "connect failures or timeouts in a row after which the origin is not asked for "
-     "origin_fail_cooldown (stale copies or 503 at once); 0 = never"},
+     "connect failures or timeouts in a row that open the origin's circuit: requests with a "
+     "stale copy get it at once for origin_fail_cooldown, a request with nothing to serve "
+     "probes the origin whenever no probe is under way; 0 = never"},
     {"origin_fail_cooldown", OP_CONF_DURATION, SITE(origin_fail_cooldown_ms), "5s", "100ms", "1h",
-     false, "how long a failing origin is left alone before one request probes it"},
+     false,
+     "how long requests with a stale copy leave an origin with an open circuit alone; each "
+     "failed probe doubles it (up to 8 times), an answer closes the circuit"},
     {"origin_stall_timeout", OP_CONF_DURATION, SITE(origin_stall_timeout_ms), "1s", "0ms", "10m",
      false,
      "a request holding a stale copy it may serve on error (stale-if-error) waits at most this "

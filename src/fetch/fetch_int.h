@@ -40,8 +40,9 @@ void op_origin_close(struct op_origin *o);
 
 /* fetch_upstream.c */
 /* An origin of <u> for a new request, other than <exclude>: among those up,
- * below their limit if any is, else with room in their queue; NULL when none
- * can take it. */
+ * below their limit if any is, else with room in their queue, else (none is
+ * up) one whose circuit is open and has no probe under way, for the request
+ * to probe; NULL when none can take it. */
 struct op_origin *op_upstream__pick(struct op_upstream *u, const struct op_origin *exclude);
 
 /* fetch_limit.c */

@@ -65,9 +65,17 @@ static void take_slot(struct op_fetch *f, uint64_t now)
     f->started_ms = now;
 }
 
+/* An open circuit refuses nobody by itself: a request with nothing else to
+ * serve probes the origin whenever no probe is under way (op_fetch__admit).
+ * Requests with a stale copy are kept away by their callers
+ * (op_origin_down). */
 bool op_origin_full(const struct op_origin *o)
 {
-    return op_origin_down(o) || (op_origin_saturated(o) && o->queued >= o->queue_max);
+    if (!atomic_load_explicit(&o->server->healthy, memory_order_relaxed))
+        return true; /* its active health checks fail */
+    if (o->open_until_ms != 0)
+        return o->probing; /* one probe at a time; it takes a slot beyond the limit */
+    return op_origin_saturated(o) && o->queued >= o->queue_max;
 }
 
 void op_fetch__health(struct op_fetch *f, bool ok)
@@ -78,17 +86,35 @@ void op_fetch__health(struct op_fetch *f, bool ok)
             op_log_info("fetch", "origin %s: answering again; circuit closed", o->name);
         o->fails = 0;
         o->open_until_ms = 0;
+        o->backoff_ms = 0;
         o->probing = false;
         return;
     }
     o->fails++;
-    if (f->probe ||
-        (o->fail_threshold > 0 && o->fails >= o->fail_threshold && o->open_until_ms == 0)) {
-        o->open_until_ms = uv_now(o->loop) + o->cooldown_ms;
+    uint64_t now = uv_now(o->loop);
+    if (f->probe && o->open_until_ms != 0) {
+        /* the origin is still failing: longer before the stale copies'
+         * requests try it again (a request with nothing to serve still may) */
+        uint64_t cap = o->cooldown_ms * OP_ORIGIN_COOLDOWN_GROWTH;
+        uint64_t was = o->backoff_ms;
+        o->backoff_ms = was >= cap / 2 ? cap : was * 2;
+        o->open_until_ms = now + o->backoff_ms;
+        o->probing = false;
+        f->probe = false;
+        if (o->backoff_ms != was)
+            op_log_warn("fetch",
+                        "origin %s: probe failed (%u failures in a row); circuit open "
+                        "for %llu ms",
+                        o->name, o->fails, (unsigned long long)o->backoff_ms);
+        return;
+    }
+    if (o->fail_threshold > 0 && o->fails >= o->fail_threshold && o->open_until_ms == 0) {
+        o->backoff_ms = o->cooldown_ms;
+        o->open_until_ms = now + o->backoff_ms;
         o->probing = false;
         op_metric_inc(o->metrics, origin_circuit_opened_total);
         op_log_warn("fetch", "origin %s: %u failures in a row; circuit open for %llu ms", o->name,
-                    o->fails, (unsigned long long)o->cooldown_ms);
+                    o->fails, (unsigned long long)o->backoff_ms);
     }
 }
 
@@ -150,8 +176,10 @@ bool op_fetch__admit(struct op_fetch *f)
     struct op_origin *o = f->origin;
     if (o->limit <= 0)
         o->limit = limit_now(o);
-    if (o->open_until_ms != 0 && !o->probing && uv_now(o->loop) >= o->open_until_ms) {
-        o->probing = true; /* half-open: this one finds out */
+    if (o->open_until_ms != 0 && !o->probing) {
+        /* open: this one finds out. Before the cooldown has passed only a
+         * request with nothing else to serve comes here (op_origin_down) */
+        o->probing = true;
         f->probe = true;
     }
     if (!op_origin_saturated(o) || f->probe) {

@@ -81,16 +81,34 @@ bool op_upstream_down(const struct op_upstream *u)
     return true;
 }
 
+/* Which origins a round of wrr() considers, from the most to the least
+ * wanted: up and below their limit; up; down but free to probe (its circuit
+ * open with no probe under way: only when no origin is up). */
+enum pick_pass { PICK_ROOMY, PICK_UP, PICK_PROBE };
+
+static bool candidate(const struct op_origin *o, enum pick_pass pass)
+{
+    if (op_origin_full(o))
+        return false;
+    switch (pass) {
+    case PICK_ROOMY: return !op_origin_down(o) && !op_origin_saturated(o);
+    case PICK_UP: return !op_origin_down(o);
+    case PICK_PROBE: return true;
+    }
+    return false;
+}
+
 /* Each candidate gains its weight; the one with the most goes and pays back
  * the candidates' total. Over a round each origin goes weight times, spread
  * out rather than in runs. */
-static struct op_origin *wrr(struct op_upstream *u, const struct op_origin *exclude, bool roomy)
+static struct op_origin *wrr(struct op_upstream *u, const struct op_origin *exclude,
+                             enum pick_pass pass)
 {
     struct op_origin *best = NULL;
     int64_t total = 0;
     for (uint32_t i = 0; i < u->n; i++) {
         struct op_origin *o = &u->origins[i];
-        if (o == exclude || op_origin_full(o) || (roomy && op_origin_saturated(o)))
+        if (o == exclude || !candidate(o, pass))
             continue;
         o->wrr_current += o->weight;
         total += o->weight;
@@ -106,6 +124,8 @@ struct op_origin *op_upstream__pick(struct op_upstream *u, const struct op_origi
 {
     if (u->n == 1)
         return &u->origins[0] == exclude || op_origin_full(&u->origins[0]) ? NULL : &u->origins[0];
-    struct op_origin *o = wrr(u, exclude, true);
-    return o != NULL ? o : wrr(u, exclude, false);
+    struct op_origin *o = NULL;
+    for (int pass = PICK_ROOMY; pass <= PICK_PROBE && o == NULL; pass++)
+        o = wrr(u, exclude, (enum pick_pass)pass);
+    return o;
 }

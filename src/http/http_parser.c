@@ -147,7 +147,7 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len)
     (void)at;
     hp->ext_bytes += len;
     if (hp->ext_bytes > hp->msg->headers.bytes.max) {
-        hp->err_status = 400;
+        hp->err_status = 413;
         hp->err_reason = "chunk extensions too long";
         return -1;
     }

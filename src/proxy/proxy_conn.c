@@ -90,22 +90,65 @@ static void on_timer(uv_timer_t *t)
     op_proxy__close(c);
 }
 
+void op_proxy__set_rq(struct op_client *c, enum op_req_state next)
+{
+    uint64_t now = uv_now(c->ctx->loop);
+    op_log_debug("proxy", "client %llu: %s -> %s", (unsigned long long)c->id, rq_name[c->rq],
+                 rq_name[next]);
+    c->rq = next;
+    switch (next) {
+    case OP_RQ_HEAD:
+        /* pipelined bytes already waiting are its first */
+        c->head_by_ms = c->in.len > 0 ? now + c->ctx->conf->header_timeout_ms : 0;
+        break;
+    case OP_RQ_BODY:
+        c->body_since_ms = c->body_last_ms = now;
+        c->body_paused_ms = 0;
+        break;
+    case OP_RQ_DONE: break;
+    }
+}
+
+/* When the request body is late: body_timeout after the last bytes came,
+ * or (with a rate floor) body_timeout plus a second per body_min_rate bytes
+ * of data after it began, whichever is first. Chunk extensions and trailers
+ * move the first on, never the second. While reading waits for the origin
+ * only the first runs, from the pause. */
+static uint64_t body_deadline(const struct op_client *c, const struct op_conf *conf)
+{
+    if (c->body_paused_ms != 0)
+        return c->body_paused_ms + conf->body_timeout_ms;
+    uint64_t by = c->body_last_ms + conf->body_timeout_ms;
+    if (conf->body_min_rate > 0) {
+        uint64_t floor_by = c->body_since_ms + conf->body_timeout_ms +
+                            c->r.req_body_bytes * 1000 / conf->body_min_rate;
+        if (floor_by < by)
+            by = floor_by;
+    }
+    return by;
+}
+
 /* Each situation has exactly one deadline. */
 static void client_arm_timer(struct op_client *c)
 {
     const struct op_conf *conf = c->ctx->conf;
-    uint64_t ms = 0;
+    uint64_t ms = 0, now = uv_now(c->ctx->loop);
     if (c->closing)
         return;
     if (op_proxy__flight_waiting(c)) {
-        uint64_t now = op_time_mono_ms();
-        ms = c->r.flight_deadline_ms > now ? c->r.flight_deadline_ms - now : 1;
+        uint64_t mono = op_time_mono_ms();
+        ms = c->r.flight_deadline_ms > mono ? c->r.flight_deadline_ms - mono : 1;
     } else if (c->write_active)
         ms = conf->send_timeout_ms;
-    else if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE)
-        ms = c->in.len > 0 ? conf->header_timeout_ms : conf->idle_timeout_ms;
-    else if (c->rq == OP_RQ_BODY)
-        ms = conf->body_timeout_ms;
+    else if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE) {
+        if (c->in.len == 0)
+            ms = conf->idle_timeout_ms;
+        else /* one deadline for the whole head: more bytes do not move it */
+            ms = c->head_by_ms > now ? c->head_by_ms - now : 1;
+    } else if (c->rq == OP_RQ_BODY) {
+        uint64_t by = body_deadline(c, conf);
+        ms = by > now ? by - now : 1;
+    }
     uv_timer_stop(&c->timer);
     if (ms > 0)
         uv_timer_start(&c->timer, on_timer, ms, 0);
@@ -164,7 +207,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     op_buf_commit(&c->in, (size_t)nread);
-    op_proxy__step(c); /* may close c */
+    if (c->rq == OP_RQ_HEAD && c->head_by_ms == 0)
+        c->head_by_ms = uv_now(c->ctx->loop) + c->ctx->conf->header_timeout_ms;
+    else if (c->rq == OP_RQ_BODY)
+        c->body_last_ms = uv_now(c->ctx->loop); /* a gap ends; the rate floor runs on */
+    op_proxy__step(c);                          /* may close c */
 }
 
 static int on_req_body(void *arg, const char *p, size_t len)
@@ -176,9 +223,21 @@ static void reset_for_next(struct op_client *c)
 {
     op_proxy__request_fini(&c->r);
     op_proxy__request_init(&c->r);
-    c->rq = OP_RQ_HEAD;
+    op_proxy__set_rq(c, OP_RQ_HEAD);
     c->rs = OP_RS_NONE;
     c->head_gated = false;
+}
+
+/* Reading the body waited for the origin to take what it had: that time is
+ * not the client's, so its rate floor starts that much later. */
+static void body_unpause(struct op_client *c)
+{
+    if (c->body_paused_ms == 0)
+        return;
+    uint64_t now = uv_now(c->ctx->loop);
+    c->body_since_ms += now - c->body_paused_ms;
+    c->body_last_ms = now;
+    c->body_paused_ms = 0;
 }
 
 /* The connection's driver: all protocol decisions for the client side. */
@@ -244,7 +303,7 @@ void op_proxy__step(struct op_client *c)
         if (rc == OP_EAGAIN) {
             op_http_parser_resume(&c->parser);
             if (c->parser.event == OP_HTTP_EV_HEAD) {
-                c->rq = OP_RQ_BODY;
+                op_proxy__set_rq(c, OP_RQ_BODY);
                 c->keep_alive = c->req.keep_alive;
                 op_proxy__request_start(c); /* may close c */
                 if (c->closing)
@@ -252,7 +311,7 @@ void op_proxy__step(struct op_client *c)
                 continue;
             }
             if (c->parser.event == OP_HTTP_EV_DONE) {
-                c->rq = OP_RQ_DONE;
+                op_proxy__set_rq(c, OP_RQ_DONE);
                 op_proxy__request_body_done(c);
                 if (c->closing)
                     return;
@@ -261,6 +320,8 @@ void op_proxy__step(struct op_client *c)
         }
         if (c->rq == OP_RQ_BODY && c->r.fetch != NULL && op_fetch_pending(c->r.fetch) > OUT_HIGH) {
             read_stop(c); /* the origin is slower than the client: wait for on_drain */
+            if (c->body_paused_ms == 0)
+                c->body_paused_ms = uv_now(c->ctx->loop);
             client_arm_timer(c);
             return;
         }
@@ -273,8 +334,10 @@ void op_proxy__step(struct op_client *c)
         return;
     }
     /* keep reading while there is room; pipelined requests wait in c->in */
-    if (c->in.len < c->in.max)
+    if (c->in.len < c->in.max) {
+        body_unpause(c);
         read_start(c);
+    }
     client_arm_timer(c);
 }
 

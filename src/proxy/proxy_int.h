@@ -122,8 +122,16 @@ struct op_client {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
-    enum op_req_state rq;
+    enum op_req_state rq; /* set by op_proxy__set_rq only */
     enum op_resp_state rs;
+    /* Deadlines of the request being read (uv_now of the worker's loop): the
+     * head's from its first byte; the body's per gap, and its rate floor
+     * from when it began, moved on by the time reading waited for the
+     * origin (body_paused_ms: since when; 0 not paused). */
+    uint64_t head_by_ms; /* 0: no byte of the head yet */
+    uint64_t body_since_ms;
+    uint64_t body_last_ms;
+    uint64_t body_paused_ms;
     bool closing;
     bool close_after; /* close once the response is written */
     bool reading;
@@ -159,6 +167,8 @@ void op_proxy__client_unref(struct op_client *c);
 void op_proxy__step(struct op_client *c);
 /* Re-arm the connection's one timer for its current situation. */
 void op_proxy__arm_timer(struct op_client *c);
+/* Move the request side to <next>; each state starts its own clock. */
+void op_proxy__set_rq(struct op_client *c, enum op_req_state next);
 
 /* proxy_request.c */
 void op_proxy__request_init(struct op_request *r);

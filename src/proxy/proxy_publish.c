@@ -387,7 +387,10 @@ void op_proxy__revalidate_in_background(struct op_client *c)
     op_flight_ref(f);
     op_flight_leave(&w);
     op_metric_inc(&ctx->metrics, cache_revalidations_total);
-    if (op_upstream_full(&r->site->upstream) || op_proxy__publish(c, f, false) != 0)
+    /* the stale copy went out: an origin whose circuit is open is left alone
+     * until its cooldown has passed (op_upstream_full would let us probe) */
+    const struct op_upstream *u = &r->site->upstream;
+    if (op_upstream_down(u) || op_upstream_full(u) || op_proxy__publish(c, f, false) != 0)
         op_flight_finish(f, OP_FLIGHT_FAILED, OP_ENOMEM);
     op_flight_unref(&f);
 }

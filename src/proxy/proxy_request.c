@@ -106,7 +106,8 @@ void op_proxy__overloaded(struct op_client *c, const char *detail)
         return;
     r->retry_after_s = (uint32_t)(r->site->conf->retry_after_ms / 1000);
     op_proxy__error(c, 503,
-                    down ? "the origin has been failing; it is left alone for a moment" : detail,
+                    down ? "the origin has been failing; the node is checking whether it is back"
+                         : detail,
                     false);
 }
 

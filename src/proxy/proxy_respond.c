@@ -262,7 +262,7 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
     if (c->closing)
         return;
     if (c->rq != OP_RQ_DONE && close)
-        c->rq = OP_RQ_DONE; /* the rest of the request is never read */
+        op_proxy__set_rq(c, OP_RQ_DONE); /* the rest of the request is never read */
     op_proxy__response_done(c);
     op_proxy__step(c);
 }

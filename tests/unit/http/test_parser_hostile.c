@@ -170,7 +170,7 @@ static void test_chunk_extensions_bounded(void **state)
     rc = op_http_parser_execute(&hp, body, strlen(body), &used);
     assert_int_equal(rc, OP_EPARSE);
     assert_string_equal(hp.err_reason, "chunk extensions too long");
-    assert_int_equal(hp.err_status, 400);
+    assert_int_equal(hp.err_status, 413);
     op_http_msg_fini(&m);
 }
 
