@@ -41,14 +41,24 @@ void op_store_close(struct op_store *s);
 int op_store_reader_open(struct op_store *s, struct op_store_reader **out);
 void op_store_reader_close(struct op_store_reader *r);
 
+/* Names one stored response so that its body can be read again later, a
+ * window at a time (op_store_read): its object key and an id that no other
+ * response stored under that key shares. Plain data: copy it freely. */
+#define OP_STORE_REF_KEY_LEN 32
+struct op_store_ref {
+    uint8_t key[OP_STORE_REF_KEY_LEN];
+    uint64_t id;
+};
+
 /* A stored object. The pointers are loans from the reader's transaction: valid
- * until op_store_reader_end(), never after. */
+ * until op_store_reader_end(), never after. <ref> stays meaningful after. */
 struct op_store_obj {
     struct op_cache_meta meta;
     const char *headers; /* serialized "Name: value\r\n" block */
     size_t headers_len;
     const char *body;
     uint64_t body_len;
+    struct op_store_ref ref;
 };
 
 /* Look up <primary> for a request with headers <req> (Vary is resolved here).
@@ -57,6 +67,17 @@ struct op_store_obj {
 int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
                     const struct op_headers *req, struct op_store_obj *obj);
 void op_store_reader_end(struct op_store_reader *r);
+
+/* Copy <len> body bytes of the object <ref> names, from offset <off>, into
+ * <dst>. The reader's transaction is renewed for the call and reset before
+ * it returns (inside a lookup, before op_store_reader_end, that lookup's is
+ * used), so nothing stays pinned between calls: a slow client costs one
+ * short read per window, never a transaction held across loop turns.
+ * Returns 0; OP_ENOTFOUND when that response is no longer stored (purged,
+ * evicted or replaced: never another response's bytes) or the span is past
+ * its end; OP_ESTORE. On the thread that owns <r>. */
+int op_store_read(struct op_store_reader *r, const struct op_store_ref *ref, uint64_t off,
+                  char *dst, size_t len);
 
 /* Queue an object for storing. Everything is copied; the caller keeps its
  * buffers. <vary> are the response's Vary names (op_cache_vary_names) and

@@ -24,6 +24,7 @@ void op_proxy__request_init(struct op_request *r)
 
 void op_proxy__request_fini(struct op_request *r)
 {
+    op_proxy__hit_fini(r);
     op_proxy__flight_leave(r);
     if (r->fetch != NULL)
         op_fetch_abort(r->fetch);
@@ -151,7 +152,8 @@ static void serve_hit(struct op_client *c, struct op_store_obj *obj, int64_t ttl
         c->r.fwd = OP_FWD_NONE;
         op_proxy__cache_status(c, cs, sizeof(cs), ttl, 0, false, NULL);
     }
-    op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, obj->body, obj->body_len, cs);
+    struct op_proxy_body b = {.data = obj->body, .len = obj->body_len, .ref = &obj->ref};
+    op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, &b, cs);
 }
 
 /* Answer with the stale copy in r, saying why in Cache-Status (<status>: what
@@ -164,8 +166,8 @@ void op_proxy__serve_stale(struct op_client *c, int status, const char *why)
     r->fwd = OP_FWD_STALE;
     r->stale_sent = true;
     op_proxy__cache_status(c, cs, sizeof(cs), 0, status, false, why);
-    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
-                           r->stale_body.len, cs);
+    struct op_proxy_body b = {.data = r->stale_body.data, .len = r->stale_body.len};
+    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, &b, cs);
 }
 
 void op_proxy__lookup(struct op_client *c)
@@ -337,6 +339,10 @@ void op_proxy__request_body_done(struct op_client *c)
 
 void op_proxy__on_client_drain(struct op_client *c)
 {
+    if (c->r.hit.active) {
+        op_proxy__hit_drain(c);
+        return;
+    }
     if (c->r.waiter.flight != NULL) {
         op_proxy__flight_drain(c);
         return;
@@ -439,7 +445,8 @@ static void respond_revalidated(struct op_client *c)
         ctx, &r->key, &c->req.headers, r->stale_meta.status, r->request_time, &r->stale_headers,
         &r->resp_headers, &r->stale_body, &meta, r->purge_seq, &stored);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
-    op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
+    struct op_proxy_body b = {.data = r->stale_body.data, .len = r->stale_body.len};
+    op_proxy__serve_object(c, &meta, &r->stale_headers, &b, cs);
 }
 
 /* The origin failed while a stale copy is in hand: serve it where RFC 5861
