@@ -41,9 +41,11 @@ void op_store_close(struct op_store *s);
 int op_store_reader_open(struct op_store *s, struct op_store_reader **out);
 void op_store_reader_close(struct op_store_reader *r);
 
-/* Names one stored response so that its body can be read again later, a
- * window at a time (op_store_read): its object key and an id that no other
- * response stored under that key shares. Plain data: copy it freely. */
+/* Names one stored body so that it can be read again later, a window at a
+ * time (op_store_read): its object key and an id that no other body stored
+ * under that key shares (a response stored with a body byte for byte the
+ * same as the one it replaces, such as a 304's freshened copy, keeps the
+ * id). Plain data: copy it freely. */
 #define OP_STORE_REF_KEY_LEN 32
 struct op_store_ref {
     uint8_t key[OP_STORE_REF_KEY_LEN];
@@ -84,7 +86,9 @@ int op_store_read(struct op_store_reader *r, const struct op_store_ref *ref, uin
  * <req> the request headers that select the variant. <purge_seq> is
  * op_store_purge_seq() from when its fetch began: a purge given since that
  * covers it drops it (the response may predate the purge). Its Surrogate-Key
- * and Cache-Tag headers are indexed for tag purges. Returns 0 (also when
+ * and Cache-Tag headers are indexed for tag purges. A body equal to that of
+ * the response it replaces keeps that one's op_store_ref id (compared here,
+ * on the caller's thread, when the lengths match). Returns 0 (also when
  * dropped), OP_ETOOBIG (body over max_object_size) or OP_ENOMEM. */
 int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
                  size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,

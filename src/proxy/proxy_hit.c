@@ -220,6 +220,13 @@ void op_proxy__serve_object(struct op_client *c, const struct op_cache_meta *m,
     uint64_t blen = body->len;
     struct op_buf head;
     op_buf_init(&head, SIZE_MAX);
+    if (c->r.fetch != NULL) {
+        /* nothing more comes from the origin for this request (a 5xx behind a
+         * stale copy, a finished 304): as op_proxy__response_done does, but
+         * now, since the body may take many drains */
+        op_fetch_abort(c->r.fetch);
+        c->r.fetch = NULL;
+    }
 
     if (op_cache_not_modified(req, stored, m)) {
         op_proxy__head_begin(c, &head, 304, cache_status);

@@ -83,7 +83,8 @@ struct op_request {
     bool have_stale;
     bool conditional; /* our validators went to the origin */
     struct op_headers stale_headers;
-    struct op_buf stale_body;
+    struct op_buf stale_body;      /* dropped once it is served by stale_ref */
+    struct op_store_ref stale_ref; /* the stored body stale_body copies */
     struct op_cache_meta stale_meta;
     /* the response being fetched */
     const char *nostore; /* static reason, NULL when it is being stored */

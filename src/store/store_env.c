@@ -480,6 +480,48 @@ bool op_store__enqueue(struct op_store *s, struct op_store_op *op)
     return true;
 }
 
+/* The id of the response stored under <key> (the newest pending one, else
+ * the committed one) when its body is byte for byte <body>, else 0. A
+ * response with the same body keeps the id, so a 304 that freshens an
+ * object (or a 200 with the same bytes) does not cut short the clients
+ * reading it by op_store_ref: the id names the bytes, which are the same.
+ * Costs a compare of the body only when the lengths are equal. */
+static uint64_t same_body_id(struct op_store *s, const uint8_t *key, const char *body,
+                             uint64_t blen)
+{
+    struct op_store_rec rec;
+    uint64_t id = 0;
+    if (atomic_load(&s->npending) > 0) {
+        struct op_store_op *found = NULL;
+        pthread_mutex_lock(&s->lock);
+        for (struct op_store_op *op = s->pending; op != NULL; op = op->next_pending) {
+            if (memcmp(op->key, key, OP_STORE_KEY_LEN) == 0) {
+                atomic_fetch_add(&op->refs, 1);
+                found = op;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (found != NULL) { /* it replaces the committed one: only it counts */
+            if (op_store__rec_decode(found->record, found->record_len, &rec) == 0 &&
+                rec.body_len == blen && (blen == 0 || memcmp(rec.body, body, blen) == 0))
+                id = rec_ident(&rec);
+            op_store__op_unref(found);
+            return id;
+        }
+    }
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0; /* a new id: the worst is a reader cut short */
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = (void *)key}, v;
+    if (mdb_get(txn, s->db_objects, &k, &v) == 0 &&
+        op_store__rec_decode(v.mv_data, v.mv_size, &rec) == 0 && rec.body_len == blen &&
+        (blen == 0 || memcmp(rec.body, body, blen) == 0))
+        id = rec_ident(&rec);
+    mdb_txn_abort(txn);
+    return id;
+}
+
 int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
                  size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,
                  const char *headers, size_t hlen, const char *body, uint64_t blen,
@@ -499,7 +541,6 @@ int op_store_put(struct op_store *s, const char *primary, size_t plen, const cha
         return rc;
     }
     struct op_store_rec rec = {
-        .id = atomic_fetch_add(&s->next_id, 1),
         .meta = *meta,
         .primary = primary,
         .primary_len = (uint32_t)plen,
@@ -515,6 +556,9 @@ int op_store_put(struct op_store *s, const char *primary, size_t plen, const cha
     op_store__hash(primary, plen, op->key);
     op_store__hash(secondary.data ? secondary.data : "", secondary.len,
                    op->key + OP_STORE_HASH_LEN);
+    rec.id = same_body_id(s, op->key, body, blen);
+    if (rec.id == 0)
+        rec.id = atomic_fetch_add(&s->next_id, 1);
     op->record = op_store__rec_encode(&rec, &op->record_len);
     op->vary = op_store__vary_encode(vary, vlen, &op->vary_len);
     op_buf_fini(&secondary);

@@ -102,16 +102,24 @@ SEPARATE = [(i * 1024 * 1024, i * 1024 * 1024 + 999_999) for i in range(16)]
 SEPARATE_HDR = "Range: bytes=" + ",".join("%d-%d" % r for r in SEPARATE) + "\r\n"
 
 
+def warm(op, path, body):
+    """Stored and committed, and read once from LMDB, so that the baseline
+    RSS has the object's pages of the map in it."""
+    r, data = op.request(path)
+    assert data == body
+    wait_for_hit(op, path)
+    time.sleep(0.5)
+    r, data = op.request(path)
+    assert "hit" in r.getheader("Cache-Status") and data == body
+    time.sleep(0.3)
+
+
 def test_slow_readers_of_a_large_object_hold_no_copy(origin, outposts, tmp_path):
     big = body_v(1)
     want = hashlib.sha256(big).hexdigest()
     origin.routes["/big"] = serve({"/big": big})
     op = outposts(origin.port, tmp_path / "cache", workers=1).start()
-    r, data = op.request("/big")
-    assert r.status == 200 and data == big
-    r, data = wait_for_hit(op, "/big")
-    assert data == big
-    time.sleep(0.3)
+    warm(op, "/big", big)
     base = rss(op.proc.pid)
 
     clients = []
@@ -235,3 +243,70 @@ def test_object_purged_mid_body(origin, outposts, tmp_path):
         check_cut_short(s, v1, first)
     finally:
         s.close()
+
+
+def test_slow_readers_of_a_stale_object_hold_no_copy(origin, outposts, tmp_path):
+    """Stale-while-revalidate: six stalled readers of a stale 16 MiB object
+    hold windows, not copies; the background revalidation's 304 freshens the
+    object under them without cutting them short (the body, and so its id,
+    is the same)."""
+    big = body_v(3)
+    want = hashlib.sha256(big).hexdigest()
+    conditional = []
+
+    def route(h):
+        fields = [("Cache-Control", "max-age=2, stale-while-revalidate=60"),
+                  ("ETag", '"v1"'), ("Content-Type", "application/octet-stream")]
+        if h.headers.get("If-None-Match") == '"v1"':
+            conditional.append(time.monotonic())
+            time.sleep(1.0)  # every reader below gets the stale copy first
+            h.send_response(304)
+            h.send_header("Cache-Control", "max-age=60")  # fresh from here on
+            h.send_header("ETag", '"v1"')
+            h.end_headers()
+            return
+        h.send_response(200)
+        for k, v in fields:
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(big)))
+        h.end_headers()
+        h.wfile.write(big)
+    origin.routes["/stale"] = route
+    op = outposts(origin.port, tmp_path / "cache", workers=1).start()
+    warm(op, "/stale", big)
+    time.sleep(2.5)  # stale now, within stale-while-revalidate
+    base = rss(op.proc.pid)
+    clients = []
+    try:
+        for _ in range(3):
+            clients.append(("whole", slow_client(op.port, "/stale")))
+        for _ in range(3):
+            clients.append(("separate", slow_client(op.port, "/stale", SEPARATE_HDR)))
+        peak = base
+        end = time.monotonic() + 2.5  # past the 304 and its commit
+        while time.monotonic() < end:
+            peak = max(peak, rss(op.proc.pid))
+            time.sleep(0.05)
+        growth = peak - base
+        print("VmRSS baseline %.1f MiB, peak %.1f MiB, growth %.1f MiB with 6 stalled stale readers"
+              % (base / 2**20, peak / 2**20, growth / 2**20))
+        assert len(conditional) == 1, "one background revalidation"
+        assert growth < RSS_GROWTH_MAX, "RSS grew by %.1f MiB" % (growth / 2**20)
+        r, _ = op.request("/stale")
+        assert "hit" in r.getheader("Cache-Status")  # freshened by the 304
+        for kind, s in clients:
+            status, fields, body, whole = read_response(s)
+            assert whole, kind
+            assert "stale-while-revalidate" in fields["cache-status"], kind
+            if kind == "whole":
+                assert status == 200
+                assert hashlib.sha256(body).hexdigest() == want
+            else:
+                assert status == 206
+                parts = multipart_parts(fields["content-type"], body)
+                assert [(a, b) for a, b, _ in parts] == SEPARATE
+                for a, b, data in parts:
+                    assert data == big[a:b + 1]
+    finally:
+        for _, s in clients:
+            s.close()

@@ -392,6 +392,13 @@ static void test_read_by_ref(void **state)
         assert_memory_equal(win, v1 + off, n);
     }
     assert_int_equal(op_store_read(r, &ref, sizeof(v1) - 10, win, 11), OP_ENOTFOUND); /* past it */
+    /* the same body stored again (a 304's freshened copy): the ref holds,
+     * pending and committed */
+    put(s, "http://h/r", "", NULL, v1, sizeof(v1));
+    assert_int_equal(op_store_read(r, &ref, 0, win, 16), 0);
+    barrier(s);
+    assert_int_equal(op_store_read(r, &ref, sizeof(v1) - 16, win, 16), 0);
+    assert_memory_equal(win, v1 + sizeof(v1) - 16, 16);
     /* replaced: pending v2 does not answer for v1, and v1 stays readable
      * until v2 is committed */
     put(s, "http://h/r", "", NULL, v2, sizeof(v2));
