@@ -60,10 +60,12 @@ static int part_head(const struct op_proxy_hit *h, const struct op_range *g, cha
     n += snprintf(out + n, cap - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
                   (unsigned long long)g->first, (unsigned long long)g->last,
                   (unsigned long long)h->size);
+    OP_ASSERT((size_t)n < cap); /* PART_HEAD_MAX has room for the longest */
     return n;
 }
 
-#define PART_HEAD_MAX (sizeof(((struct op_proxy_hit *)0)->ctype) + 128)
+/* room for a part header: the Content-Type plus the fixed text and three numbers */
+#define PART_HEAD_MAX (sizeof(((struct op_proxy_hit *)0)->ctype) + 256)
 #define CLOSE_DELIM "\r\n--" BOUNDARY "--\r\n"
 
 static void hit_end(struct op_request *r)
