@@ -15,6 +15,7 @@
 #include "outpost/worker.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,11 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, O_LOG},
         {NULL, 0, NULL, 0},
     };
+    /* Blocks of 1 MiB and more (bodies, stale copies) are mapped each on its
+     * own and go back to the system when freed. By default glibc raises this
+     * threshold to the largest block freed (up to 32 MiB), after which freed
+     * 16 MiB copies stay in the heap and in RSS. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     const char *config = NULL;
     bool test = false;
     struct quick q[8];

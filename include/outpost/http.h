@@ -217,9 +217,14 @@ struct op_range {
     uint64_t first;
     uint64_t last; /* inclusive */
 };
-/* Parse a Range value against a representation of <size> bytes. Returns the
- * count of satisfiable ranges (1..max) in <r>, 0 when none is satisfiable (416),
- * or -1 when the header is to be ignored (malformed, another unit, too many). */
+/* Parse a Range value against a representation of <size> bytes (RFC 9110
+ * §14.1.2). The satisfiable ranges are merged where they overlap or touch
+ * and put in ascending order in <r> (room for <max>). Returns their count
+ * (1..max); 0 when none is satisfiable (416, however many specs there were);
+ * or -1 when the field is to be ignored and the whole representation sent
+ * (§14.2): malformed, another unit, more than <max> ranges after merging, or
+ * three or more ranges averaging under 64 bytes (the multipart framing would
+ * outweigh the data). Pure; any thread. */
 int op_http_range_parse(const char *p, size_t len, uint64_t size, struct op_range *r, int max);
 
 #endif

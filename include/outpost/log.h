@@ -60,7 +60,8 @@ void op_log_write(enum op_log_level lvl, const char *ctx, const char *fmt, ...)
     X(client_errors_total, "requests answered 4xx by the framing gate or limits")                  \
     X(connections_total, "client connections accepted")                                            \
     X(connections_refused_total, "client connections refused at max_connections")                  \
-    X(bytes_out_total, "response bytes written to clients")
+    X(bytes_out_total, "response bytes written to clients")                                        \
+    X(hit_cut_short_total, "stored bodies cut short: the object was purged, evicted or replaced")
 
 enum op_metric {
 #define X(name, help) OP_M_##name,

@@ -41,14 +41,26 @@ void op_store_close(struct op_store *s);
 int op_store_reader_open(struct op_store *s, struct op_store_reader **out);
 void op_store_reader_close(struct op_store_reader *r);
 
+/* Names one stored body so that it can be read again later, a window at a
+ * time (op_store_read): its object key and an id that no other body stored
+ * under that key shares (a response stored with a body byte for byte the
+ * same as the one it replaces, such as a 304's freshened copy, keeps the
+ * id). Plain data: copy it freely. */
+#define OP_STORE_REF_KEY_LEN 32
+struct op_store_ref {
+    uint8_t key[OP_STORE_REF_KEY_LEN];
+    uint64_t id;
+};
+
 /* A stored object. The pointers are loans from the reader's transaction: valid
- * until op_store_reader_end(), never after. */
+ * until op_store_reader_end(), never after. <ref> stays meaningful after. */
 struct op_store_obj {
     struct op_cache_meta meta;
     const char *headers; /* serialized "Name: value\r\n" block */
     size_t headers_len;
     const char *body;
     uint64_t body_len;
+    struct op_store_ref ref;
 };
 
 /* Look up <primary> for a request with headers <req> (Vary is resolved here).
@@ -58,12 +70,25 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
                     const struct op_headers *req, struct op_store_obj *obj);
 void op_store_reader_end(struct op_store_reader *r);
 
+/* Copy <len> body bytes of the object <ref> names, from offset <off>, into
+ * <dst>. The reader's transaction is renewed for the call and reset before
+ * it returns (inside a lookup, before op_store_reader_end, that lookup's is
+ * used), so nothing stays pinned between calls: a slow client costs one
+ * short read per window, never a transaction held across loop turns.
+ * Returns 0; OP_ENOTFOUND when that response is no longer stored (purged,
+ * evicted or replaced: never another response's bytes) or the span is past
+ * its end; OP_ESTORE. On the thread that owns <r>. */
+int op_store_read(struct op_store_reader *r, const struct op_store_ref *ref, uint64_t off,
+                  char *dst, size_t len);
+
 /* Queue an object for storing. Everything is copied; the caller keeps its
  * buffers. <vary> are the response's Vary names (op_cache_vary_names) and
  * <req> the request headers that select the variant. <purge_seq> is
  * op_store_purge_seq() from when its fetch began: a purge given since that
  * covers it drops it (the response may predate the purge). Its Surrogate-Key
- * and Cache-Tag headers are indexed for tag purges. Returns 0 (also when
+ * and Cache-Tag headers are indexed for tag purges. A body equal to that of
+ * the response it replaces keeps that one's op_store_ref id (compared here,
+ * on the caller's thread, when the lengths match). Returns 0 (also when
  * dropped), OP_ETOOBIG (body over max_object_size) or OP_ENOMEM. */
 int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
                  size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,

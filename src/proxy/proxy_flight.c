@@ -232,7 +232,8 @@ static bool answer_as_hit(struct op_client *c, const struct op_flight_view *v,
         return true; /* wait for the whole body */
     char cs[200];
     op_proxy__cache_status(c, cs, sizeof(cs), 0, h->status, true, NULL);
-    op_proxy__serve_object(c, &h->meta, &r->resp_headers, body, blen, cs);
+    struct op_proxy_body b = {.data = body, .len = blen, .flight = r->waiter.flight};
+    op_proxy__serve_object(c, &h->meta, &r->resp_headers, &b, cs);
     r->flight_head_sent = true;
     op_proxy__flight_leave(r);
     op_proxy__step(c);

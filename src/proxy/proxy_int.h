@@ -5,6 +5,7 @@
 #include "outpost/cache.h"
 #include "outpost/flight.h"
 #include "outpost/proxy.h"
+#include "outpost/store.h"
 
 #define OP_CLIENT_MAGIC 0x434c4e54u
 /* Request ids carry the worker in their top 16 bits; shown as worker-number. */
@@ -46,6 +47,26 @@ enum op_fwd {
     OP_FWD_BYPASS,
 };
 
+#define OP_PROXY_RANGES_MAX 16 /* byte ranges served in one response, after merging */
+
+/* A stored body going out a window at a time (proxy_hit.c): at most
+ * OP_PROXY_HIT_WINDOW bytes of it are queued on the connection at once. */
+struct op_proxy_hit {
+    bool active;              /* body bytes still to queue */
+    bool from_store;          /* windows are read from the store by <ref> */
+    struct op_store_ref ref;  /* from_store: which stored response */
+    const char *mem;          /* borrowed: else the body, alive until the request ends */
+    struct op_flight *flight; /* ref: holds <mem> when it is a flight's body, else NULL */
+    uint64_t size;            /* the representation's length */
+    struct op_range rg[OP_PROXY_RANGES_MAX]; /* what to send; a whole body is one range */
+    int nranges;
+    int part;     /* the range being sent */
+    uint64_t off; /* next byte to send, an offset in the body */
+    bool multipart;
+    bool part_head;  /* multipart: rg[part]'s part header is queued */
+    char ctype[256]; /* multipart: each part's Content-Type, "" for none */
+};
+
 /* One request on a connection: everything reset between requests. */
 struct op_request {
     uint64_t id;
@@ -63,7 +84,8 @@ struct op_request {
     bool have_stale;
     bool conditional; /* our validators went to the origin */
     struct op_headers stale_headers;
-    struct op_buf stale_body;
+    struct op_buf stale_body;      /* dropped once it is served by stale_ref */
+    struct op_store_ref stale_ref; /* the stored body stale_body copies */
     struct op_cache_meta stale_meta;
     /* the response being fetched */
     const char *nostore; /* static reason, NULL when it is being stored */
@@ -98,6 +120,7 @@ struct op_request {
     uint8_t flight_restarts; /* lookups restarted by flights (304, Vary) */
     uint64_t flight_off;     /* flight body bytes already queued to the client */
     uint64_t flight_deadline_ms;
+    struct op_proxy_hit hit; /* a stored body being sent */
 };
 
 /* What a flight's publisher hands its waiters (the flight's head bytes):
@@ -313,10 +336,32 @@ void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t 
                             bool stored, const char *detail);
 
 /* proxy_hit.c */
-/* Serve a stored object (loan or copy) to the client, honouring HEAD,
- * conditionals and Range. */
+#define OP_PROXY_HIT_WINDOW (128 * 1024) /* body bytes queued per connection at most */
+
+/* Where the body of an object being served comes from. */
+struct op_proxy_body {
+    const char *data; /* borrowed: see ref and flight */
+    uint64_t len;
+    /* borrowed, or NULL: data is a store loan, valid during the call only;
+     * the rest is read from the store by this ref, a window per drain */
+    const struct op_store_ref *ref;
+    /* borrowed, or NULL: data is this flight's (final) body; the response
+     * takes a reference of its own. With neither, data lives as long as the
+     * request (r->stale_body). */
+    struct op_flight *flight;
+};
+
+/* Serve a stored object to the client, honouring HEAD, conditionals and
+ * Range (merged, at most OP_PROXY_RANGES_MAX). The head and the first
+ * window go out at once; the rest of the body follows on each drain, with
+ * at most OP_PROXY_HIT_WINDOW bytes queued, and the response is done when
+ * the last byte is queued (r->hit). */
 void op_proxy__serve_object(struct op_client *c, const struct op_cache_meta *m,
-                            const struct op_headers *stored, const char *body, uint64_t blen,
+                            const struct op_headers *stored, const struct op_proxy_body *body,
                             const char *cache_status);
+/* The client drained its queue: queue the next window of r->hit. */
+void op_proxy__hit_drain(struct op_client *c);
+/* Drop what r->hit holds (the request ends). */
+void op_proxy__hit_fini(struct op_request *r);
 
 #endif

@@ -24,6 +24,7 @@ void op_proxy__request_init(struct op_request *r)
 
 void op_proxy__request_fini(struct op_request *r)
 {
+    op_proxy__hit_fini(r);
     op_proxy__flight_leave(r);
     if (r->fetch != NULL)
         op_fetch_abort(r->fetch);
@@ -155,7 +156,33 @@ static void serve_hit(struct op_client *c, struct op_store_obj *obj, int64_t ttl
         c->r.fwd = OP_FWD_NONE;
         op_proxy__cache_status(c, cs, sizeof(cs), ttl, 0, false, NULL);
     }
-    op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, obj->body, obj->body_len, cs);
+    struct op_proxy_body b = {.data = obj->body, .len = obj->body_len, .ref = &obj->ref};
+    op_proxy__serve_object(c, &obj->meta, &c->r.stale_headers, &b, cs);
+}
+
+/* The stale copy as a body to serve: the first window from r->stale_body,
+ * the rest from the store by r->stale_ref, unless the stored body is gone
+ * by now: then all from the copy. A 304 that freshened it keeps the ref
+ * (the body is the same). */
+static struct op_proxy_body stale_source(struct op_client *c)
+{
+    struct op_request *r = &c->r;
+    struct op_proxy_body b = {.data = r->stale_body.data, .len = r->stale_body.len};
+    if (r->have_stale && op_store_read(c->ctx->reader, &r->stale_ref, 0, NULL, 0) == 0)
+        b.ref = &r->stale_ref;
+    return b;
+}
+
+/* Once the stale copy is being served, and whatever else needed it (a
+ * background revalidation) has taken its own copy, the request lets go of
+ * it unless the response still reads from it: a slow reader of a stale
+ * object then holds a window, not the object. */
+static void drop_stale_copy(struct op_request *r)
+{
+    if (r->hit.active && r->hit.mem != NULL)
+        return; /* served from the copy: the stored body was gone */
+    op_buf_fini(&r->stale_body);
+    op_buf_init(&r->stale_body, SIZE_MAX);
 }
 
 /* Answer with the stale copy in r, saying why in Cache-Status (<status>: what
@@ -168,8 +195,8 @@ void op_proxy__serve_stale(struct op_client *c, int status, const char *why)
     r->fwd = OP_FWD_STALE;
     r->stale_sent = true;
     op_proxy__cache_status(c, cs, sizeof(cs), 0, status, false, why);
-    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, r->stale_body.data,
-                           r->stale_body.len, cs);
+    struct op_proxy_body b = stale_source(c);
+    op_proxy__serve_object(c, &r->stale_meta, &r->stale_headers, &b, cs);
 }
 
 void op_proxy__lookup(struct op_client *c)
@@ -200,6 +227,7 @@ void op_proxy__lookup(struct op_client *c)
         op_cache_cc_parse(&c->req.headers, "cache-control", &cc);
         r->have_stale = true;
         r->stale_meta = obj.meta;
+        r->stale_ref = obj.ref;
         rc = op_buf_append(&r->stale_body, obj.body, obj.body_len);
         op_store_reader_end(ctx->reader);
         if (rc != 0) {
@@ -209,7 +237,8 @@ void op_proxy__lookup(struct op_client *c)
         int64_t swr = (int64_t)(r->site->conf->stale_while_revalidate_ms / 1000);
         if (op_cache_swr_ok(&r->stale_meta, &c->req.headers, op_time_now(), swr)) {
             op_proxy__serve_stale(c, 0, "stale-while-revalidate");
-            op_proxy__revalidate_in_background(c);
+            op_proxy__revalidate_in_background(c); /* copies the stale body if it needs it */
+            drop_stale_copy(r);
             op_proxy__step(c);
             return;
         }
@@ -225,7 +254,8 @@ void op_proxy__lookup(struct op_client *c)
                                   down      ? "origin down"
                                   : stalled ? "origin stalled"
                                             : "origin busy");
-            op_proxy__revalidate_in_background(c);
+            op_proxy__revalidate_in_background(c); /* copies the stale body if it needs it */
+            drop_stale_copy(r);
             op_proxy__step(c);
             return;
         }
@@ -353,6 +383,10 @@ void op_proxy__request_body_done(struct op_client *c)
 
 void op_proxy__on_client_drain(struct op_client *c)
 {
+    if (c->r.hit.active) {
+        op_proxy__hit_drain(c);
+        return;
+    }
     if (c->r.waiter.flight != NULL) {
         op_proxy__flight_drain(c);
         return;
@@ -455,7 +489,9 @@ static void respond_revalidated(struct op_client *c)
         ctx, &r->key, &c->req.headers, r->stale_meta.status, r->request_ms, &r->stale_headers,
         &r->resp_headers, &r->stale_body, &meta, r->purge_seq, &stored);
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 304, stored, nostore);
-    op_proxy__serve_object(c, &meta, &r->stale_headers, r->stale_body.data, r->stale_body.len, cs);
+    struct op_proxy_body b = stale_source(c);
+    op_proxy__serve_object(c, &meta, &r->stale_headers, &b, cs);
+    drop_stale_copy(r);
 }
 
 /* The origin failed while a stale copy is in hand: serve it where RFC 5861
@@ -474,6 +510,7 @@ bool op_proxy__serve_stale_on_error(struct op_client *c, int status, const char 
     if (!op_proxy__stale_on_error_ok(c))
         return false;
     op_proxy__serve_stale(c, status, why);
+    drop_stale_copy(&c->r);
     op_proxy__step(c);
     return true;
 }

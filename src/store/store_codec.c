@@ -28,7 +28,7 @@ enum {
     R_HEADERS_LEN = 68,
     R_BODY_LEN = 72,
     R_SEQ = 80,
-    R_RESERVED = 88
+    R_ID = 88 /* 0 in records written before ids: they go by seq */
 };
 
 #define PUT(p, off, v) memcpy((p) + (off), &(v), sizeof(v))
@@ -61,6 +61,7 @@ char *op_store__rec_encode(const struct op_store_rec *r, size_t *len)
     PUT(p, R_HEADERS_LEN, r->headers_len);
     PUT(p, R_BODY_LEN, r->body_len);
     PUT(p, R_SEQ, r->seq);
+    PUT(p, R_ID, r->id);
     char *q = p + REC_FIXED;
     memcpy(q, r->primary, r->primary_len);
     q += r->primary_len;
@@ -98,6 +99,7 @@ int op_store__rec_decode(const char *p, size_t len, struct op_store_rec *r)
     GET(p, R_HEADERS_LEN, r->headers_len);
     GET(p, R_BODY_LEN, r->body_len);
     GET(p, R_SEQ, r->seq);
+    GET(p, R_ID, r->id);
     uint64_t need = (uint64_t)REC_FIXED + r->primary_len + r->secondary_len + r->headers_len;
     if (need > len || r->body_len != len - need)
         return OP_EPARSE;

@@ -100,6 +100,9 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
         return OP_ENOMEM;
     s->budget = cfg->map_size / 4 * 3;
     s->max_object_size = cfg->max_object_size;
+    /* ids only need to differ from those of earlier runs: seconds << 20
+     * leaves room for a million puts per second of uptime */
+    atomic_init(&s->next_id, ((uint64_t)op_time_now() << 20) + 1);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     int rc;
@@ -249,13 +252,22 @@ void op_store__op_unref(struct op_store_op *op)
     free(op);
 }
 
-static void fill_obj(const struct op_store_rec *rec, struct op_store_obj *obj)
+/* A record's identity for op_store_ref: its id, or for a record written
+ * before ids (id 0, always committed) its sequence number, kept apart. */
+static uint64_t rec_ident(const struct op_store_rec *rec)
+{
+    return rec->id != 0 ? rec->id : rec->seq | (1ull << 63);
+}
+
+static void fill_obj(const struct op_store_rec *rec, const uint8_t *key, struct op_store_obj *obj)
 {
     obj->meta = rec->meta;
     obj->headers = rec->headers;
     obj->headers_len = rec->headers_len;
     obj->body = rec->body;
     obj->body_len = rec->body_len;
+    memcpy(obj->ref.key, key, OP_STORE_KEY_LEN);
+    obj->ref.id = rec_ident(rec);
 }
 
 /* The newest pending PUT for this primary key and request, pinned to the
@@ -286,7 +298,7 @@ static bool lookup_pending(struct op_store_reader *r, const uint8_t *phash, cons
             continue;
         atomic_fetch_add(&op->refs, 1);
         r->pinned = op;
-        fill_obj(&rec, obj);
+        fill_obj(&rec, op->key, obj);
         found = true;
     }
     pthread_mutex_unlock(&s->lock);
@@ -326,7 +338,7 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
         rec.primary_len == plen && memcmp(rec.primary, primary, plen) == 0 &&
         rec.secondary_len == secondary.len &&
         (secondary.len == 0 || memcmp(rec.secondary, secondary.data, secondary.len) == 0)) {
-        fill_obj(&rec, obj);
+        fill_obj(&rec, key, obj);
         rc = 0;
     } else if (rc == 0 || rc == MDB_NOTFOUND) {
         rc = OP_ENOTFOUND; /* absent, another format, or a hash collision */
@@ -334,6 +346,73 @@ int op_store_lookup(struct op_store_reader *r, const char *primary, size_t plen,
         rc = op_store__mdb_err("get object", rc);
     }
     op_buf_fini(&secondary);
+    return rc;
+}
+
+/* The pending PUT <ref> names, with a reference taken; NULL if none. */
+static struct op_store_op *pending_ref(struct op_store *s, const struct op_store_ref *ref)
+{
+    struct op_store_op *found = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (struct op_store_op *op = s->pending; op != NULL; op = op->next_pending) {
+        struct op_store_rec rec;
+        if (memcmp(op->key, ref->key, OP_STORE_KEY_LEN) == 0 &&
+            op_store__rec_decode(op->record, op->record_len, &rec) == 0 &&
+            rec_ident(&rec) == ref->id) {
+            atomic_fetch_add(&op->refs, 1);
+            found = op;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+static int copy_body(const struct op_store_rec *rec, uint64_t off, char *dst, size_t len)
+{
+    if (off > rec->body_len || len > rec->body_len - off)
+        return OP_ENOTFOUND;
+    if (len > 0)
+        memcpy(dst, rec->body + off, len);
+    return 0;
+}
+
+int op_store_read(struct op_store_reader *r, const struct op_store_ref *ref, uint64_t off,
+                  char *dst, size_t len)
+{
+    struct op_store *s = r->store;
+    struct op_store_rec rec;
+    _Static_assert(OP_STORE_REF_KEY_LEN == OP_STORE_KEY_LEN, "op_store_ref holds an object key");
+    if (atomic_load(&s->npending) > 0) {
+        /* not committed yet: its record is in memory, and its body never
+         * changes (the writer only sets the sequence number in the head) */
+        struct op_store_op *op = pending_ref(s, ref);
+        if (op != NULL) {
+            int rc = op_store__rec_decode(op->record, op->record_len, &rec) == 0
+                         ? copy_body(&rec, off, dst, len)
+                         : OP_ENOTFOUND;
+            op_store__op_unref(op);
+            return rc;
+        }
+    }
+    bool own = !r->active; /* else a lookup's transaction, reset by its reader_end */
+    int rc = reader_begin(r);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = (void *)ref->key}, v;
+    rc = mdb_get(r->txn, s->db_objects, &k, &v);
+    if (rc == 0)
+        rc = op_store__rec_decode(v.mv_data, v.mv_size, &rec) == 0 && rec_ident(&rec) == ref->id
+                 ? copy_body(&rec, off, dst, len)
+                 : OP_ENOTFOUND; /* another response under this key now */
+    else if (rc == MDB_NOTFOUND)
+        rc = OP_ENOTFOUND;
+    else
+        rc = op_store__mdb_err("get object", rc);
+    if (own) {
+        mdb_txn_reset(r->txn);
+        r->active = false;
+    }
     return rc;
 }
 
@@ -401,6 +480,48 @@ bool op_store__enqueue(struct op_store *s, struct op_store_op *op)
     return true;
 }
 
+/* The id of the response stored under <key> (the newest pending one, else
+ * the committed one) when its body is byte for byte <body>, else 0. A
+ * response with the same body keeps the id, so a 304 that freshens an
+ * object (or a 200 with the same bytes) does not cut short the clients
+ * reading it by op_store_ref: the id names the bytes, which are the same.
+ * Costs a compare of the body only when the lengths are equal. */
+static uint64_t same_body_id(struct op_store *s, const uint8_t *key, const char *body,
+                             uint64_t blen)
+{
+    struct op_store_rec rec;
+    uint64_t id = 0;
+    if (atomic_load(&s->npending) > 0) {
+        struct op_store_op *found = NULL;
+        pthread_mutex_lock(&s->lock);
+        for (struct op_store_op *op = s->pending; op != NULL; op = op->next_pending) {
+            if (memcmp(op->key, key, OP_STORE_KEY_LEN) == 0) {
+                atomic_fetch_add(&op->refs, 1);
+                found = op;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (found != NULL) { /* it replaces the committed one: only it counts */
+            if (op_store__rec_decode(found->record, found->record_len, &rec) == 0 &&
+                rec.body_len == blen && (blen == 0 || memcmp(rec.body, body, blen) == 0))
+                id = rec_ident(&rec);
+            op_store__op_unref(found);
+            return id;
+        }
+    }
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0; /* a new id: the worst is a reader cut short */
+    MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = (void *)key}, v;
+    if (mdb_get(txn, s->db_objects, &k, &v) == 0 &&
+        op_store__rec_decode(v.mv_data, v.mv_size, &rec) == 0 && rec.body_len == blen &&
+        (blen == 0 || memcmp(rec.body, body, blen) == 0))
+        id = rec_ident(&rec);
+    mdb_txn_abort(txn);
+    return id;
+}
+
 int op_store_put(struct op_store *s, const char *primary, size_t plen, const char *vary,
                  size_t vlen, const struct op_headers *req, const struct op_cache_meta *meta,
                  const char *headers, size_t hlen, const char *body, uint64_t blen,
@@ -435,6 +556,9 @@ int op_store_put(struct op_store *s, const char *primary, size_t plen, const cha
     op_store__hash(primary, plen, op->key);
     op_store__hash(secondary.data ? secondary.data : "", secondary.len,
                    op->key + OP_STORE_HASH_LEN);
+    rec.id = same_body_id(s, op->key, body, blen);
+    if (rec.id == 0)
+        rec.id = atomic_fetch_add(&s->next_id, 1);
     op->record = op_store__rec_encode(&rec, &op->record_len);
     op->vary = op_store__vary_encode(vary, vlen, &op->vary_len);
     op_buf_fini(&secondary);

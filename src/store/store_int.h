@@ -81,6 +81,7 @@ struct op_store {
     _Atomic uint64_t purge_applied;                 /* committed and synced */
     struct op_store_recent recent[OP_STORE_RECENT]; /* under lock: ring by seq */
     _Atomic uint64_t last_purge_ms;                 /* when the newest was given */
+    _Atomic uint64_t next_id;                       /* object ids: seeded from the clock at open */
     uint64_t puts_dropped;                          /* under lock */
 
     /* writer-owned, persisted in meta */
@@ -99,7 +100,8 @@ struct op_store_reader {
 /* The on-disk object record. */
 struct op_store_rec {
     struct op_cache_meta meta;
-    uint64_t seq;
+    uint64_t seq; /* insertion order, set when committed */
+    uint64_t id;  /* set when queued, unique to this response (op_store_ref) */
     const char *primary;
     uint32_t primary_len;
     const char *secondary;

@@ -194,7 +194,70 @@ static void test_ranges(void **state)
     assert_int_equal(ranges("bytes=5-2", 10, r), -1);  /* invalid: ignore */
     assert_int_equal(ranges("items=0-1", 10, r), -1);
     assert_int_equal(ranges("bytes=a-b", 10, r), -1);
-    assert_int_equal(ranges("bytes=0-1,2-3,4-5,6-7,8-9", 10, r), -1); /* too many */
+    /* adjacent ranges merge: 0-9 is one range, not too many */
+    assert_int_equal(ranges("bytes=0-1,2-3,4-5,6-7,8-9", 10, r), 1);
+    assert_int_equal(r[0].first, 0);
+    assert_int_equal(r[0].last, 9);
+    assert_int_equal(ranges("bytes=0-0,2-2,4-4,6-6,8-8", 10, r), -1); /* 5 > 4: the whole */
+}
+
+/* Overlapping and adjacent ranges are merged and sorted; the count after
+ * merging is capped (200 past it, 416 when none is satisfiable); many tiny
+ * ranges are ignored (RFC 9110 §14.2). */
+static void test_ranges_merge(void **state)
+{
+    (void)state;
+    struct op_range r[16];
+    char h[256];
+    size_t o = (size_t)snprintf(h, sizeof(h), "bytes=0-");
+    for (int i = 1; i < 16; i++)
+        o += (size_t)snprintf(h + o, sizeof(h) - o, ",0-");
+    uint64_t big = 16u << 20;
+    assert_int_equal(op_http_range_parse(h, strlen(h), big, r, 16), 1);
+    assert_int_equal(r[0].first, 0);
+    assert_int_equal(r[0].last, big - 1);
+    /* out of order, overlapping and touching: sorted and merged */
+    const char *s = "bytes=5000-5999,0-999,500-1999,2000-2999,-1000,9000-";
+    assert_int_equal(op_http_range_parse(s, strlen(s), 10000, r, 16), 3);
+    assert_int_equal(r[0].first, 0);
+    assert_int_equal(r[0].last, 2999);
+    assert_int_equal(r[1].first, 5000);
+    assert_int_equal(r[1].last, 5999);
+    assert_int_equal(r[2].first, 9000);
+    assert_int_equal(r[2].last, 9999);
+    /* a later range may swallow several */
+    s = "bytes=100-199,300-399,500-599,50-1000";
+    assert_int_equal(op_http_range_parse(s, strlen(s), 10000, r, 16), 1);
+    assert_int_equal(r[0].first, 50);
+    assert_int_equal(r[0].last, 1000);
+    /* 17 separate ranges after merging: the whole (200) */
+    o = (size_t)snprintf(h, sizeof(h), "bytes=0-99");
+    for (int i = 1; i < 17; i++)
+        o += (size_t)snprintf(h + o, sizeof(h) - o, ",%d-%d", i * 200, i * 200 + 99);
+    assert_int_equal(op_http_range_parse(h, strlen(h), 10000, r, 16), -1);
+    /* ... but 16 are served */
+    o = (size_t)snprintf(h, sizeof(h), "bytes=0-99");
+    for (int i = 1; i < 16; i++)
+        o += (size_t)snprintf(h + o, sizeof(h) - o, ",%d-%d", i * 200, i * 200 + 99);
+    assert_int_equal(op_http_range_parse(h, strlen(h), 10000, r, 16), 16);
+    /* many ranges, none satisfiable: 416 */
+    o = (size_t)snprintf(h, sizeof(h), "bytes=20000-");
+    for (int i = 1; i < 20; i++)
+        o += (size_t)snprintf(h + o, sizeof(h) - o, ",%d-", 20000 + i);
+    assert_int_equal(op_http_range_parse(h, strlen(h), 10000, r, 16), 0);
+    /* past the cap, a malformed spec still voids the field */
+    o = (size_t)snprintf(h, sizeof(h), "bytes=0-0");
+    for (int i = 1; i < 20; i++)
+        o += (size_t)snprintf(h + o, sizeof(h) - o, ",%d-%d", i * 2, i * 2);
+    snprintf(h + o, sizeof(h) - o, ",x-");
+    assert_int_equal(op_http_range_parse(h, strlen(h), 10000, r, 16), -1);
+    /* three or more tiny ranges: ignored; two are served (e004) */
+    s = "bytes=0-0,10-10,20-20";
+    assert_int_equal(op_http_range_parse(s, strlen(s), 10000, r, 16), -1);
+    s = "bytes=0-1,10-11";
+    assert_int_equal(op_http_range_parse(s, strlen(s), 16, r, 16), 2);
+    s = "bytes=0-99,200-299,400-499";
+    assert_int_equal(op_http_range_parse(s, strlen(s), 10000, r, 16), 3);
 }
 
 static void expect_origin_form(const char *t, const char *want)
@@ -230,5 +293,6 @@ const struct CMUnitTest http_tests[] = {
     cmocka_unit_test(test_parser_304_and_204_have_no_body),
     cmocka_unit_test(test_dates_all_three_forms),
     cmocka_unit_test(test_ranges),
+    cmocka_unit_test(test_ranges_merge),
 };
 const size_t http_tests_n = sizeof(http_tests) / sizeof(http_tests[0]);

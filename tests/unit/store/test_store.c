@@ -363,6 +363,59 @@ static void test_put_older_than_a_purge_is_dropped(void **state)
     close_store(s, r);
 }
 
+/* A body read again window by window by its op_store_ref: from the pending
+ * PUT, then from LMDB once committed (same id), and never from the response
+ * that replaces it or after a purge. */
+static void test_read_by_ref(void **state)
+{
+    (void)state;
+    struct op_store *s;
+    struct op_store_reader *r;
+    open_store(16 << 20, &s, &r);
+    static char v1[300 * 1024], v2[300 * 1024];
+    for (size_t i = 0; i < sizeof(v1); i++) {
+        v1[i] = (char)(i * 7);
+        v2[i] = (char)(i * 7 + 1);
+    }
+    char win[64 * 1024];
+    struct op_store_obj o;
+    put(s, "http://h/r", "", NULL, v1, sizeof(v1));
+    assert_int_equal(op_store_lookup(r, "http://h/r", 10, NULL, &o), 0); /* pending */
+    struct op_store_ref ref = o.ref;
+    op_store_reader_end(r);
+    assert_int_equal(op_store_read(r, &ref, 1000, win, sizeof(win)), 0);
+    assert_memory_equal(win, v1 + 1000, sizeof(win));
+    barrier(s);
+    for (size_t off = 0; off < sizeof(v1); off += sizeof(win)) { /* committed now */
+        size_t n = sizeof(v1) - off < sizeof(win) ? sizeof(v1) - off : sizeof(win);
+        assert_int_equal(op_store_read(r, &ref, off, win, n), 0);
+        assert_memory_equal(win, v1 + off, n);
+    }
+    assert_int_equal(op_store_read(r, &ref, sizeof(v1) - 10, win, 11), OP_ENOTFOUND); /* past it */
+    /* the same body stored again (a 304's freshened copy): the ref holds,
+     * pending and committed */
+    put(s, "http://h/r", "", NULL, v1, sizeof(v1));
+    assert_int_equal(op_store_read(r, &ref, 0, win, 16), 0);
+    barrier(s);
+    assert_int_equal(op_store_read(r, &ref, sizeof(v1) - 16, win, 16), 0);
+    assert_memory_equal(win, v1 + sizeof(v1) - 16, 16);
+    /* replaced: pending v2 does not answer for v1, and v1 stays readable
+     * until v2 is committed */
+    put(s, "http://h/r", "", NULL, v2, sizeof(v2));
+    assert_int_equal(op_store_read(r, &ref, 0, win, 16), 0);
+    assert_memory_equal(win, v1, 16);
+    barrier(s);
+    assert_int_equal(op_store_read(r, &ref, 0, win, 16), OP_ENOTFOUND);
+    assert_int_equal(op_store_lookup(r, "http://h/r", 10, NULL, &o), 0);
+    ref = o.ref;
+    op_store_reader_end(r);
+    assert_int_equal(op_store_read(r, &ref, 0, win, 16), 0);
+    assert_memory_equal(win, v2, 16);
+    assert_int_equal(purge(s, OP_PURGE_URL, false, "http://h/r"), 1);
+    assert_int_equal(op_store_read(r, &ref, 0, win, 16), OP_ENOTFOUND);
+    close_store(s, r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_codec_roundtrip_and_rejects),
         cmocka_unit_test(test_put_vary_invalidate_reopen),
         cmocka_unit_test(test_eviction_keeps_under_budget),
+        cmocka_unit_test(test_read_by_ref),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
