@@ -337,8 +337,8 @@ static int64_t initial_age(struct fixture *f, const char *first, const char *sec
 static void test_age_first_member_or_ignored(void **state)
 {
     struct fixture *f = *state;
-    const char *ignored[] = {"abc", "-7200", "7200.0", "7200;foo=bar", "\"7200\"", "+7200",
-                             "7200 0", "0x10", "", NULL};
+    const char *ignored[] = {
+        "abc", "-7200", "7200.0", "7200;foo=bar", "\"7200\"", "+7200", "7200 0", "0x10", "", NULL};
     for (int i = 0; ignored[i] != NULL; i++)
         assert_int_equal(initial_age(f, ignored[i], NULL), 0);
     assert_int_equal(initial_age(f, " 60 ", NULL), 60);
