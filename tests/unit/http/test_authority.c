@@ -65,9 +65,9 @@ static void test_authority_rejects(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_norm(bad[i], false, NULL);
-    char longhost[OP_HTTP_HOST_MAX + 2];
-    memset(longhost, 'a', sizeof(longhost) - 1);
-    longhost[sizeof(longhost) - 1] = '\0';
+    char longhost[OP_HTTP_HOST_MAX + 8];
+    memset(longhost, 'a', OP_HTTP_HOST_MAX + 1);
+    longhost[OP_HTTP_HOST_MAX + 1] = '\0';
     expect_norm(longhost, false, NULL);
     longhost[OP_HTTP_HOST_MAX] = '\0';
     char out[OP_HTTP_AUTHORITY_MAX];
