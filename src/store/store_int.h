@@ -153,8 +153,7 @@ int op_store__index_del(struct op_store *s, MDB_txn *txn, const struct op_store_
 /* The urls index key of a primary: the primary itself when it has at most
  * OP_STORE_URL_HEAD bytes, else its first OP_STORE_URL_HEAD bytes and its
  * hash (OP_STORE_URL_INDEX_MAX bytes). Returns the length written to out. */
-size_t op_store__url_index_key(const char *primary, size_t plen,
-                               char out[OP_STORE_URL_INDEX_MAX]);
+size_t op_store__url_index_key(const char *primary, size_t plen, char out[OP_STORE_URL_INDEX_MAX]);
 /* Index every stored object again (a cache written before the indexes, or
  * by an older index version): the old entries are dropped first. */
 int op_store__index_rebuild(struct op_store *s, MDB_txn *txn);
