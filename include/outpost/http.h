@@ -120,8 +120,10 @@ void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *
 bool op_http_is_unreserved(unsigned char c);
 
 /* Check <a, len> as an authority without userinfo: reg-name (unreserved,
- * sub-delims, pct-encoded) or IP-literal ("[" IPv6 / IPvFuture "]"), then an
- * optional ":" and *DIGIT port. Writes its normal form to <out> (*outlen
+ * sub-delims but ',', pct-encoded) or IP-literal ("[" IPv6 / IPvFuture "]"),
+ * then an optional ":" and *DIGIT port. A comma is refused: in Host it reads
+ * as a list of hosts (RFC 9110 §5.3; RFC 9112 §3.2 makes more than one Host a
+ * 400). Writes its normal form to <out> (*outlen
  * bytes, not NUL-terminated): host lower-cased, percent-encoded unreserved
  * octets decoded and other percent-encodings in upper-case hex, the port
  * without leading zeros, left out when empty or the scheme's default (80, or

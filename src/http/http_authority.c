@@ -103,7 +103,9 @@ int op_http_authority_norm(const char *a, size_t len, bool https, char out[OP_HT
                 hend += 3;
                 continue;
             }
-            if (!op_http_is_unreserved(c) && !is_sub_delim(c))
+            /* a comma reads as a list of hosts (RFC 9110 §5.3, RFC 9112
+             * §3.2: more than one Host is a 400), whatever RFC 3986 allows */
+            if ((!op_http_is_unreserved(c) && !is_sub_delim(c)) || c == ',')
                 return OP_EINVAL;
             hend++;
         }
