@@ -128,11 +128,39 @@ bool op_cache_not_modified(const struct op_headers *req, const struct op_headers
 int op_cache_freshen_headers(struct op_headers *stored, const struct op_headers *fresh);
 
 /* ---- keys ------------------------------------------------------------------ */
-/* Primary key: "http://" host (lower-case, default port dropped) and the path
- * and query of <target> (absolute-form is reduced to them). Returns 0 or
- * OP_ETOOBIG / OP_ENOMEM. */
-int op_cache_key_primary(const char *host, size_t hlen, const char *target, size_t tlen,
-                         struct op_buf *out);
+/* Primary key (RFC 9111 §2): the target URI in the normal form of RFC 9110
+ * §4.2.3, then, for a request, a space and the site that answers it:
+ *     scheme "://" authority path-and-query [" " site]
+ * scheme and host lower-case; the port left out when empty or the scheme's
+ * default (op_http_authority_norm); an empty path is "/"; in the path,
+ * percent-encoded unreserved octets are decoded and other percent-encodings
+ * written in upper-case hex ("%2F" stays "%2F", and is not "/"); the query
+ * as sent; no fragment. http and https are different origins (§4.2.2), so
+ * they never share a key. The site suffix (its configured host pattern,
+ * lower-cased, "*" for the catch-all) keeps what one site answered from ever
+ * being served for another. A URI never holds a space, so the URI part is
+ * everything before the first one (op_cache_key_url_len).
+ *
+ * A request: an absolute-form <target> gives the scheme and authority; an
+ * origin-form one takes them from the connection (<https>) and the Host value
+ * <host, hlen> (empty for an HTTP/1.0 request without Host). <site> is the
+ * routed site's host pattern (NUL-terminated; NULL: no suffix). Appends to
+ * <out>; returns 0, OP_EINVAL for an authority that op_http_authority_norm
+ * rejects, or OP_ETOOBIG / OP_ENOMEM (nothing is appended then). */
+int op_cache_key_primary(bool https, const char *host, size_t hlen, const char *target, size_t tlen,
+                         const char *site, struct op_buf *out);
+/* The URI part of a key as an operator names it (purges, inspect): an http://
+ * or https:// URL, normalized as above, without a site. With <prefix> an
+ * empty path stays empty ("http://h" covers every path and port of h...).
+ * 0, or OP_EINVAL (another scheme, no host, a bad authority, a space or a
+ * control byte), OP_ETOOBIG, OP_ENOMEM. */
+int op_cache_key_url(const char *url, size_t len, bool prefix, struct op_buf *out);
+/* A host purge's pattern as keys write authorities: "*" stays, else
+ * op_http_authority_norm for http (so "h:80" is "h", which covers every port
+ * of h, and "h:443" covers https://h). 0, OP_EINVAL, OP_ETOOBIG, OP_ENOMEM. */
+int op_cache_key_host(const char *host, size_t len, struct op_buf *out);
+/* Length of the URI part of the key <key, len> (up to its first space). */
+size_t op_cache_key_url_len(const char *key, size_t len);
 /* The Vary field names of a response, lower-cased and joined by ','. Returns
  * false for "Vary: *" (never matches, so never stored). */
 bool op_cache_vary_names(const struct op_headers *resp, struct op_buf *out);

@@ -109,6 +109,48 @@ enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_
  * forms come back unchanged. A fragment is dropped. Never reads past tlen. */
 void op_http_origin_form(const char *t, size_t tlen, const char **path, size_t *plen, bool *slash);
 
+/* ---- authorities (RFC 3986 §3.2, RFC 9110 §4.2.3) ---------------------------
+ * The one place that decides what "host [":" port]" is valid and which
+ * authorities are the same: the gate (Host and an absolute-form target), the
+ * cache key and the admin purges all use these. Pure functions, any thread. */
+#define OP_HTTP_HOST_MAX 255                         /* longest host accepted */
+#define OP_HTTP_AUTHORITY_MAX (OP_HTTP_HOST_MAX + 8) /* a normalized one fits */
+
+/* Unreserved (RFC 3986 §2.3): ALPHA DIGIT "-" "." "_" "~". */
+bool op_http_is_unreserved(unsigned char c);
+
+/* Check <a, len> as an authority without userinfo: reg-name (unreserved,
+ * sub-delims but ',', pct-encoded) or IP-literal ("[" IPv6 / IPvFuture "]"),
+ * then an optional ":" and *DIGIT port. A comma is refused: in Host it reads
+ * as a list of hosts (RFC 9110 §5.3; RFC 9112 §3.2 makes more than one Host a
+ * 400). Writes its normal form to <out> (*outlen
+ * bytes, not NUL-terminated): host lower-cased, percent-encoded unreserved
+ * octets decoded and other percent-encodings in upper-case hex, the port
+ * without leading zeros, left out when empty or the scheme's default (80, or
+ * 443 when <https>). A trailing dot is kept: "h." is another name than "h".
+ * Returns 0, or OP_EINVAL for anything else (empty host, userinfo, a path,
+ * '?', '#', blanks, other bytes, port 0 or above 65535, host longer than
+ * OP_HTTP_HOST_MAX); <out> is then undefined. */
+int op_http_authority_norm(const char *a, size_t len, bool https, char out[OP_HTTP_AUTHORITY_MAX],
+                           size_t *outlen);
+
+/* Do two authorities both check and normalize to the same one for <https>? */
+bool op_http_authority_same(const char *a, size_t alen, const char *b, size_t blen, bool https);
+
+/* Split an absolute http or https URI (scheme in any case): *https, the
+ * authority as written (*auth, *alen; not checked) and the rest from the first
+ * '/', '?' or '#' (*rest, *rlen; may be empty). Pointers borrow from <u>.
+ * Returns false for another scheme or a URI without "//". */
+bool op_http_url_split(const char *u, size_t len, bool *https, const char **auth, size_t *alen,
+                       const char **rest, size_t *rlen);
+
+/* The gate's authority rule (RFC 9112 §3.2, §3.3): <host, hlen> (the trimmed
+ * Host value, NULL when there is none) is a valid authority; the target is
+ * origin-form, "*", or an absolute http(s) URI with a valid authority that is
+ * the same as Host when both are there. Returns NULL when all holds, else a
+ * static reason for the log (the gate answers 400). */
+const char *op_http_check_authority(const char *target, size_t tlen, const char *host, size_t hlen);
+
 /* ---- parsing with llhttp ----------------------------------------------------
  * One parser per connection direction. execute() stops (returns OP_EAGAIN) after
  * the head and after each complete message, so the caller decides what to do

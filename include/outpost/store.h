@@ -109,10 +109,12 @@ int op_store_invalidate(struct op_store *s, const char *primary, size_t plen,
  * still protect the origin. Large purges commit in chunks; lookups never
  * wait for them. */
 enum op_purge_kind {
-    OP_PURGE_URL,    /* every variant of one primary key */
+    OP_PURGE_URL,    /* every variant of one URL, for every site (its key
+                        without the site, or the key itself) */
     OP_PURGE_PREFIX, /* primary keys starting with the pattern */
     OP_PURGE_TAG,    /* objects whose Surrogate-Key or Cache-Tag names it */
-    OP_PURGE_HOST,   /* one host's objects, any port; "*" is everything */
+    OP_PURGE_HOST,   /* one host's objects, http and https: "HOST" any port,
+                        "HOST:PORT" that one; "*" is everything */
 };
 
 struct op_purge_done {
@@ -140,6 +142,8 @@ uint64_t op_store_purge_applied(struct op_store *s);
 /* One stored variant, for inspection. Pointers are valid during the call. */
 struct op_store_variant {
     struct op_cache_meta meta;
+    const char *primary; /* its whole key, site included */
+    size_t primary_len;
     const char *secondary; /* the Vary-selected request fields, "" for none */
     size_t secondary_len;
     const char *headers; /* serialized "Name: value\r\n" block */
@@ -147,10 +151,11 @@ struct op_store_variant {
     uint64_t body_len;
     uint64_t record_len;
 };
-/* Call <fn> for every committed variant of <primary> (a read transaction of
- * its own: any thread but the workers', whose reader it does not use).
- * Returns the count, or -OP_ESTORE. */
-long op_store_inspect(struct op_store *s, const char *primary, size_t plen,
+/* Call <fn> for every committed variant stored for the URL <url> (a key
+ * without its site, op_cache_key_url: every site's objects for it), in a read
+ * transaction of its own: any thread but the workers', whose reader it does
+ * not use. Returns the count, or -OP_ESTORE. */
+long op_store_inspect(struct op_store *s, const char *url, size_t ulen,
                       void (*fn)(void *arg, const struct op_store_variant *v), void *arg);
 
 struct op_store_stats {

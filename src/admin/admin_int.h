@@ -73,9 +73,9 @@ void op_admin__route(struct admin_conn *c);
 void op_admin__purge_done(struct op_msg *m);
 
 /* admin_url.c */
-/* The cache key (or key prefix) for an operator's URL: "http[s]://HOST[:PORT]/PATH"
- * with the host lower-cased and a default port dropped, as op_cache_key_primary
- * writes keys. 0, or OP_EINVAL with a message in err. */
+/* The cache key (or key prefix) for an operator's URL, "http[s]://HOST[:PORT]/PATH",
+ * in op_cache_key_url's normal form (the one stored keys have, without the
+ * site). 0, or OP_EINVAL with a message in err. */
 int op_admin__url_key(const char *url, size_t len, bool prefix, struct op_buf *out, char *err,
                       size_t errlen);
 

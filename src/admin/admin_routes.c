@@ -227,14 +227,11 @@ static void purge(struct admin_conn *c)
                 rc = OP_EINVAL;
             }
         }
-        if (rc == 0 && kind_of[which] == OP_PURGE_HOST) {
-            for (size_t i = 0; i < plen; i++)
-                op_buf_appendf(
-                    &norm, "%c",
-                    (char)(pattern[i] >= 'A' && pattern[i] <= 'Z' ? pattern[i] + 32 : pattern[i]));
-            if (norm.len > 3 && memcmp(norm.data + norm.len - 3, ":80", 3) == 0)
-                norm.len -= 3;
-        } else if (rc == 0) {
+        if (rc == 0 && kind_of[which] == OP_PURGE_HOST &&
+            op_cache_key_host(pattern, plen, &norm) != 0) {
+            snprintf(msg, sizeof(msg), "host: expected HOST[:PORT] or \"*\"");
+            rc = OP_EINVAL;
+        } else if (rc == 0 && kind_of[which] != OP_PURGE_HOST) {
             op_buf_append(&norm, pattern, plen);
         }
     }
@@ -380,6 +377,8 @@ static void inspect_one(void *arg, const struct op_store_variant *v)
                   (v->meta.flags & OP_META_MUST_REVALIDATE) != 0, "no_cache",
                   (v->meta.flags & OP_META_NO_CACHE) != 0, "body_bytes", (json_int_t)v->body_len,
                   "record_bytes", (json_int_t)v->record_len);
+    /* the whole key: which site stored it */
+    json_object_set_new(o, "key", json_stringn(v->primary, v->primary_len));
     /* the response's own stale windows; null: the site's defaults apply */
     json_object_set_new(o, "stale_while_revalidate",
                         v->meta.swr >= 0 ? json_integer(v->meta.swr) : json_null());

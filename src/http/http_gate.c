@@ -113,31 +113,6 @@ static enum op_gate_rc check_request_line(const char *p, size_t len, bool *http1
     return OP_GATE_HEAD;
 }
 
-/* absolute-form: the authority must be the Host (RFC 9112 §3.2.2 lets a server
- * ignore Host there; a cache must not key on one and route on the other). */
-static enum op_gate_rc check_absolute_form(const char *t, size_t tlen, const struct head_facts *f,
-                                           struct op_gate *g)
-{
-    size_t skip;
-    if (tlen >= 7 && strncasecmp(t, "http://", 7) == 0)
-        skip = 7;
-    else if (tlen >= 8 && strncasecmp(t, "https://", 8) == 0)
-        skip = 8;
-    else if (t[0] == '/' || (tlen == 1 && t[0] == '*'))
-        return OP_GATE_HEAD;
-    else
-        return reject(g, 400, "unsupported request-target form");
-    const char *a = t + skip;
-    size_t alen = 0;
-    while (skip + alen < tlen && a[alen] != '/' && a[alen] != '?' && a[alen] != '#')
-        alen++;
-    if (alen == 0 || memchr(a, '@', alen) != NULL)
-        return reject(g, 400, "bad authority in absolute-form target");
-    if (f->nhost == 1 && !span_eq_nocase(a, alen, f->host, f->host_len))
-        return reject(g, 400, "absolute-form authority differs from Host");
-    return OP_GATE_HEAD;
-}
-
 enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_http_limits *lim,
                                      struct op_gate *g)
 {
@@ -187,16 +162,16 @@ enum op_gate_rc op_http_gate_request(const char *p, size_t len, const struct op_
                 return reject(g, 400, "missing Host");
             if (f.nhost > 1)
                 return reject(g, 400, "more than one Host");
-            if (f.nhost == 1 && (f.host_len == 0 || memchr(f.host, ' ', f.host_len)))
-                return reject(g, 400, "malformed Host");
             if (f.cl_conflict)
                 return reject(g, 400, "conflicting Content-Length");
             if (f.nte > 0 && (f.nte > 1 || !f.te_chunked_only))
                 return reject(g, 400, "unsupported Transfer-Encoding");
             if (f.nte > 0 && (f.ncl > 0 || !http11))
                 return reject(g, 400, "Transfer-Encoding with Content-Length or on HTTP/1.0");
-            if ((rc = check_absolute_form(target, tlen, &f, g)) != OP_GATE_HEAD)
-                return rc;
+            const char *bad =
+                op_http_check_authority(target, tlen, f.nhost ? f.host : NULL, f.host_len);
+            if (bad != NULL)
+                return reject(g, 400, bad);
             g->head_len = k + 2;
             return OP_GATE_HEAD;
         } else {

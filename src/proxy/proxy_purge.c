@@ -68,8 +68,11 @@ bool op_proxy__purge_request(struct op_client *c)
     ack->c = c;
     ack->request_id = c->r.id;
     c->r.fwd = OP_FWD_BYPASS;
-    if (op_store_purge(ctx->store, OP_PURGE_URL, ack->soft, c->r.key.data, c->r.key.len,
-                       ctx->mailbox, &ack->done) != 0) {
+    /* the URL without the site: like an admin purge, it reaches what every
+     * site stored for it */
+    if (op_store_purge(ctx->store, OP_PURGE_URL, ack->soft, c->r.key.data,
+                       op_cache_key_url_len(c->r.key.data, c->r.key.len), ctx->mailbox,
+                       &ack->done) != 0) {
         free(ack);
         op_proxy__error(c, 400, "the URL cannot be purged", false);
         return true;

@@ -331,8 +331,16 @@ void op_proxy__request_start(struct op_client *c)
     }
     if (has_body && op_headers_has_token(&m->headers, "expect", "100-continue"))
         op_proxy__out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    if (op_cache_key_primary(host, hlen, m->target.data, m->target.len, &r->key) != 0) {
-        op_proxy__error(c, 414, "request target too long for a cache key", true);
+    /* keyed on the site that answers too: a catch-all's answer is never
+     * served for a named site's URL, nor one site's for another's */
+    int krc = op_cache_key_primary(false, host, hlen, m->target.data, m->target.len,
+                                   r->site->conf->host, &r->key);
+    if (krc != 0) {
+        op_metric_inc(&ctx->metrics, client_errors_total);
+        if (krc == OP_EINVAL)
+            op_proxy__error(c, 400, "malformed Host or request target", true);
+        else
+            op_proxy__error(c, 414, "request target too long for a cache key", true);
         return;
     }
     if (op_proxy__purge_request(c))
@@ -443,33 +451,36 @@ static void invalidate_key(struct op_client *c, const char *key, size_t klen)
     c->r.pending_acks++;
 }
 
-/* Location and Content-Location invalidate only within the same host (§4.4).
- * The host comes from the cache key: the request's Host field may have been
- * replaced for the origin (host_header). */
+/* The length of the "scheme://authority" that starts a key. */
+static size_t key_origin_len(const char *key, size_t len)
+{
+    const char *sep = memchr(key, ':', len);
+    size_t i = sep != NULL ? (size_t)(sep - key) + 3 : len;
+    while (i < len && key[i] != '/' && key[i] != '?' && key[i] != '*' && key[i] != ' ')
+        i++;
+    return i < len ? i : len;
+}
+
+/* Location and Content-Location invalidate only within the same origin
+ * (§4.4). Their key is made as the request's was (same Host, same site); an
+ * absolute URI brings its own scheme and authority, which must then be the
+ * request's. The Host is the client's: the origin's (host_header) may differ. */
 static void invalidate_field(struct op_client *c, const char *field)
 {
-    size_t vlen;
+    size_t vlen, hlen;
     const char *v = op_headers_get(&c->r.resp_headers, field, &vlen);
-    const char *host = c->r.key.data + 7; /* after "http://" */
-    const char *slash = memchr(host, '/', c->r.key.len - 7);
-    size_t hlen = slash ? (size_t)(slash - host) : c->r.key.len - 7;
-    if (v == NULL || vlen == 0)
-        return;
-    if (v[0] != '/') {
-        if (vlen < 7 || strncasecmp(v, "http://", 7) != 0)
-            return;
-        const char *a = v + 7;
-        size_t alen = 0;
-        while (7 + alen < vlen && a[alen] != '/')
-            alen++;
-        if (alen != hlen || strncasecmp(a, host, hlen) != 0)
-            return;
-    } else if (vlen > 1 && v[1] == '/') {
-        return; /* network-path reference: another authority */
+    if (v == NULL || vlen == 0 || (vlen > 1 && v[0] == '/' && v[1] == '/'))
+        return; /* none, or a network-path reference: another authority */
+    const char *host = op_headers_get(&c->req.headers, "host", &hlen);
+    if (host == NULL) {
+        host = "";
+        hlen = 0;
     }
     struct op_buf key;
     op_buf_init(&key, 16 * 1024);
-    if (op_cache_key_primary(host, hlen, v, vlen, &key) == 0)
+    size_t olen = key_origin_len(c->r.key.data, c->r.key.len);
+    if (op_cache_key_primary(false, host, hlen, v, vlen, c->r.site->conf->host, &key) == 0 &&
+        key.len > olen && memcmp(key.data, c->r.key.data, olen) == 0 && key.data[olen] == '/')
         invalidate_key(c, key.data, key.len);
     op_buf_fini(&key);
 }

@@ -1,6 +1,10 @@
 /* The purge indexes, written in the same transaction as the object they
  * describe, so they never drift from the objects:
- *   urls  primary key text -> its hash (ordered: prefix and host purges scan it)
+ *   urls  primary key text -> its hash (ordered: URL, prefix and host purges
+ *         scan it). LMDB keys hold at most 511 bytes: a longer primary is
+ *         indexed by its first OP_STORE_URL_HEAD bytes and its hash
+ *         (op_store__url_index_key), so every object is in the index and a
+ *         purge that reaches such an entry checks the record's whole key.
  *   tags  surrogate key -> object keys (dupsort: a tag purge reads one list)
  * The tags come from the stored headers (Surrogate-Key, Cache-Tag), so an
  * object's entries can be found again when it is deleted. */
@@ -73,12 +77,25 @@ static void tag_one(void *arg, const char *tag, size_t tlen)
         t->rc = rc;
 }
 
+size_t op_store__url_index_key(const char *primary, size_t plen, char out[OP_STORE_URL_INDEX_MAX])
+{
+    if (plen <= OP_STORE_URL_HEAD) {
+        memcpy(out, primary, plen);
+        return plen;
+    }
+    memcpy(out, primary, OP_STORE_URL_HEAD);
+    op_store__hash(primary, plen, (uint8_t *)out + OP_STORE_URL_HEAD);
+    return OP_STORE_URL_INDEX_MAX;
+}
+
 int op_store__index_add(struct op_store *s, MDB_txn *txn, const struct op_store_rec *rec,
                         const uint8_t *okey)
 {
-    if (rec->primary_len == 0 || rec->primary_len > 511)
-        return 0; /* LMDB's key limit: such a URL is not prefix-purgeable */
-    MDB_val k = {.mv_size = rec->primary_len, .mv_data = (void *)rec->primary};
+    if (rec->primary_len == 0)
+        return 0;
+    char ik[OP_STORE_URL_INDEX_MAX];
+    MDB_val k = {.mv_size = op_store__url_index_key(rec->primary, rec->primary_len, ik),
+                 .mv_data = ik};
     MDB_val v = {.mv_size = OP_STORE_HASH_LEN, .mv_data = (void *)okey}; /* its primary hash */
     int rc = mdb_put(txn, s->db_urls, &k, &v, 0);
     if (rc != 0)
@@ -93,9 +110,11 @@ int op_store__index_del(struct op_store *s, MDB_txn *txn, const struct op_store_
 {
     struct tag_ctx t = {.s = s, .txn = txn, .okey = okey, .add = false};
     op_store__tags_each(rec->headers, rec->headers_len, tag_one, &t);
-    if (t.rc != 0 || !last || rec->primary_len == 0 || rec->primary_len > 511)
+    if (t.rc != 0 || !last || rec->primary_len == 0)
         return t.rc;
-    MDB_val k = {.mv_size = rec->primary_len, .mv_data = (void *)rec->primary};
+    char ik[OP_STORE_URL_INDEX_MAX];
+    MDB_val k = {.mv_size = op_store__url_index_key(rec->primary, rec->primary_len, ik),
+                 .mv_data = ik};
     int rc = mdb_del(txn, s->db_urls, &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -103,7 +122,12 @@ int op_store__index_del(struct op_store *s, MDB_txn *txn, const struct op_store_
 int op_store__index_rebuild(struct op_store *s, MDB_txn *txn)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, s->db_objects, &cur);
+    /* an older index may lack entries or hold them in another shape */
+    int rc = mdb_drop(txn, s->db_urls, 0);
+    if (rc == 0)
+        rc = mdb_drop(txn, s->db_tags, 0);
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, s->db_objects, &cur);
     if (rc != 0)
         return rc;
     MDB_val k, v;

@@ -19,7 +19,11 @@ enum op_store_op_kind { OP_STORE_PUT, OP_STORE_INVALIDATE, OP_STORE_PURGE };
 #define OP_STORE_TAG_MAX 256 /* longest surrogate key indexed */
 #define OP_STORE_TAGS_MAX 64 /* most surrogate keys indexed per object */
 #define OP_STORE_RECENT 1024 /* purges remembered to drop puts that raced them */
-#define OP_STORE_INDEX_VERSION 1
+/* 2: every primary is in the urls index (longer ones by head + hash), and
+ * primaries carry their site (op_cache_key_primary) */
+#define OP_STORE_INDEX_VERSION 2
+#define OP_STORE_URL_INDEX_MAX 511 /* LMDB's default key limit */
+#define OP_STORE_URL_HEAD (OP_STORE_URL_INDEX_MAX - OP_STORE_HASH_LEN)
 
 /* One unit of work for the writer. Reference-counted: the queue (then the
  * writer) holds one; a PUT is also on the pending list until committed, and a
@@ -148,7 +152,12 @@ int op_store__index_add(struct op_store *s, MDB_txn *txn, const struct op_store_
 /* <last>: no other variant of its primary is left (the url entry goes too). */
 int op_store__index_del(struct op_store *s, MDB_txn *txn, const struct op_store_rec *rec,
                         const uint8_t *okey, bool last);
-/* Index every stored object (a cache written before the indexes). */
+/* The urls index key of a primary: the primary itself when it has at most
+ * OP_STORE_URL_HEAD bytes, else its first OP_STORE_URL_HEAD bytes and its
+ * hash (OP_STORE_URL_INDEX_MAX bytes). Returns the length written to out. */
+size_t op_store__url_index_key(const char *primary, size_t plen, char out[OP_STORE_URL_INDEX_MAX]);
+/* Index every stored object again (a cache written before the indexes, or
+ * by an older index version): the old entries are dropped first. */
 int op_store__index_rebuild(struct op_store *s, MDB_txn *txn);
 /* Call <fn> for each surrogate key in a serialized header block
  * (Surrogate-Key: space separated; Cache-Tag: comma separated). */

@@ -28,22 +28,75 @@ static void tag_find(void *arg, const char *tag, size_t tlen)
     t->found |= tlen == t->len && memcmp(tag, t->tag, tlen) == 0;
 }
 
-/* "http://HOST" followed by the end, a port or the path. */
+/* A primary key ("scheme://authority..." and its site, op_cache_key_primary)
+ * is the URL <url>: the whole key, or the URL then a space and the site. A
+ * purge names a URL without a site: it reaches what every site stored. */
+static bool url_match(const char *url, size_t len, const char *primary, size_t plen)
+{
+    return plen >= len && memcmp(primary, url, len) == 0 && (plen == len || primary[len] == ' ');
+}
+
+/* The authority of <primary> (after "http://" or "https://"), its length,
+ * and whether it is https. False for a key of another shape. */
+static bool key_authority(const char *primary, size_t plen, const char **a, size_t *alen,
+                          bool *https)
+{
+    size_t skip;
+    if (plen >= 7 && memcmp(primary, "http://", 7) == 0)
+        skip = 7;
+    else if (plen >= 8 && memcmp(primary, "https://", 8) == 0)
+        skip = 8;
+    else
+        return false;
+    size_t n = 0;
+    while (skip + n < plen && strchr("/?* ", primary[skip + n]) == NULL)
+        n++;
+    *a = primary + skip;
+    *alen = n;
+    *https = skip == 8;
+    return true;
+}
+
+/* Where the host of a host purge's pattern ends: at its port's ':' or at the
+ * end (an IPv6 literal's colons are inside its brackets). */
+static size_t host_name_len(const char *host, size_t hlen)
+{
+    size_t from = 0;
+    if (hlen > 0 && host[0] == '[') {
+        const char *close = memchr(host, ']', hlen);
+        from = close != NULL ? (size_t)(close - host) : hlen;
+    }
+    const char *colon = memchr(host + from, ':', hlen - from);
+    return colon != NULL ? (size_t)(colon - host) : hlen;
+}
+
+/* A host purge: "HOST" takes every port and both schemes; "HOST:PORT" that
+ * port, which is also the scheme's default one the key leaves out; "*" is
+ * everything. The key's authority ends at its path, query, '*' or site. */
 static bool host_match(const char *host, size_t hlen, const char *primary, size_t plen)
 {
     if (hlen == 1 && host[0] == '*')
         return true;
-    if (plen < 7 + hlen || memcmp(primary, "http://", 7) != 0 ||
-        memcmp(primary + 7, host, hlen) != 0)
+    const char *a;
+    size_t alen;
+    bool https;
+    if (!key_authority(primary, plen, &a, &alen, &https))
         return false;
-    return plen == 7 + hlen || primary[7 + hlen] == '/' || primary[7 + hlen] == ':';
+    if (alen == hlen && memcmp(a, host, hlen) == 0)
+        return true;
+    size_t name = host_name_len(host, hlen);
+    if (name == hlen) /* no port in the pattern: any port of the key's host */
+        return alen > hlen && memcmp(a, host, hlen) == 0 && a[hlen] == ':';
+    const char *dport = https ? ":443" : ":80";
+    return alen == name && memcmp(a, host, name) == 0 && hlen - name == strlen(dport) &&
+           memcmp(host + name, dport, hlen - name) == 0;
 }
 
 bool op_store__purge_match(enum op_purge_kind kind, const char *pattern, size_t len,
                            const struct op_store_rec *rec)
 {
     switch (kind) {
-    case OP_PURGE_URL: return rec->primary_len == len && memcmp(rec->primary, pattern, len) == 0;
+    case OP_PURGE_URL: return url_match(pattern, len, rec->primary, rec->primary_len);
     case OP_PURGE_PREFIX: return rec->primary_len >= len && memcmp(rec->primary, pattern, len) == 0;
     case OP_PURGE_HOST: return host_match(pattern, len, rec->primary, rec->primary_len);
     case OP_PURGE_TAG: {
@@ -115,8 +168,11 @@ static int keys_add(struct keys *ks, const void *key)
     return 0;
 }
 
-/* Every variant of primary <hash>. */
-static int collect_variants(struct op_store *s, MDB_txn *txn, const uint8_t *hash, struct keys *ks)
+/* Every variant of primary <hash>; with <kind, pattern> (kind >= 0) only
+ * those whose record's whole primary matches it (an index entry that holds
+ * only the head of a long primary, or a hash collision). */
+static int collect_variants(struct op_store *s, MDB_txn *txn, const uint8_t *hash, int kind,
+                            const char *pattern, size_t plen, struct keys *ks)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->db_objects, &cur);
@@ -128,45 +184,74 @@ static int collect_variants(struct op_store *s, MDB_txn *txn, const uint8_t *has
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
          rc == 0 && memcmp(k.mv_data, hash, OP_STORE_HASH_LEN) == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size == OP_STORE_KEY_LEN && (rc = keys_add(ks, k.mv_data)) != 0)
+        struct op_store_rec rec;
+        if (k.mv_size != OP_STORE_KEY_LEN)
+            continue;
+        if (kind >= 0 && (op_store__rec_decode(v.mv_data, v.mv_size, &rec) != 0 ||
+                          !op_store__purge_match((enum op_purge_kind)kind, pattern, plen, &rec)))
+            continue;
+        if ((rc = keys_add(ks, k.mv_data)) != 0)
             break;
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
-/* Primary keys from the ordered url index: those starting with <prefix>
- * (a host purge: "http://HOST" then the end, ':' or '/'). */
-static int collect_urls(struct op_store *s, MDB_txn *txn, const struct op_store_op *op,
-                        struct keys *ks)
+/* Walk the ordered url index over the entries starting with <start> (all of
+ * them when slen is 0) and collect what <kind, pattern> covers. An entry that
+ * is a whole primary is matched as it is; one that holds only the head of a
+ * long primary sends the check to the records. */
+static int collect_range(struct op_store *s, MDB_txn *txn, enum op_purge_kind kind,
+                         const char *pattern, size_t plen, const char *start, size_t slen,
+                         struct keys *ks)
 {
-    char buf[PATTERN_MAX + 8];
-    const char *prefix = op->pattern;
-    size_t plen = op->pattern_len;
-    if (op->purge_kind == OP_PURGE_HOST) {
-        bool all = plen == 1 && op->pattern[0] == '*';
-        plen = all ? 0
-                   : (size_t)snprintf(buf, sizeof(buf), "http://%.*s", (int)op->pattern_len,
-                                      op->pattern);
-        prefix = buf;
-    }
+    if (slen > OP_STORE_URL_HEAD)
+        slen = OP_STORE_URL_HEAD; /* the index holds no more of a long primary */
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->db_urls, &cur);
     if (rc != 0)
         return rc;
-    MDB_val k = {.mv_size = plen ? plen : 1, .mv_data = (void *)(plen ? prefix : "")}, v;
-    rc = plen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    MDB_val k = {.mv_size = slen ? slen : 1, .mv_data = (void *)(slen ? start : "")}, v;
+    rc = slen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+        if (k.mv_size < slen || memcmp(k.mv_data, start, slen) != 0)
             break;
-        if (op->purge_kind == OP_PURGE_HOST && plen > 0 &&
-            !host_match(op->pattern, op->pattern_len, k.mv_data, k.mv_size))
+        if (v.mv_size != OP_STORE_HASH_LEN)
             continue;
-        if (v.mv_size == OP_STORE_HASH_LEN && (rc = collect_variants(s, txn, v.mv_data, ks)) != 0)
+        bool head_only = k.mv_size > OP_STORE_URL_HEAD;
+        if (!head_only) {
+            struct op_store_rec rec = {.primary = k.mv_data, .primary_len = (uint32_t)k.mv_size};
+            if (!op_store__purge_match(kind, pattern, plen, &rec))
+                continue;
+        }
+        if ((rc = collect_variants(s, txn, v.mv_data, head_only ? (int)kind : -1, pattern, plen,
+                                   ks)) != 0)
             break;
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* URL, prefix and host purges go through the url index. A URL's objects are
+ * its keys for every site; a host's are under "http://HOST" and
+ * "https://HOST". */
+static int collect_urls(struct op_store *s, MDB_txn *txn, enum op_purge_kind kind,
+                        const char *pattern, size_t plen, struct keys *ks)
+{
+    if (kind != OP_PURGE_HOST)
+        return collect_range(s, txn, kind, pattern, plen, pattern, plen, ks);
+    if (plen == 1 && pattern[0] == '*')
+        return collect_range(s, txn, kind, pattern, plen, "", 0, ks);
+    char buf[PATTERN_MAX + 16];
+    int rc = 0;
+    for (int https = 0; https < 2 && rc == 0; https++) {
+        /* up to the port: "h:443" covers "https://h/..." */
+        size_t name = host_name_len(pattern, plen);
+        int n = snprintf(buf, sizeof(buf), "%s%.*s", https ? "https://" : "http://", (int)name,
+                         pattern);
+        rc = collect_range(s, txn, kind, pattern, plen, buf, (size_t)n, ks);
+    }
+    return rc;
 }
 
 static int collect_tag(struct op_store *s, MDB_txn *txn, const struct op_store_op *op,
@@ -192,16 +277,10 @@ static int collect(struct op_store *s, const struct op_store_op *op, struct keys
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
         return rc;
-    uint8_t hash[OP_STORE_HASH_LEN];
-    switch (op->purge_kind) {
-    case OP_PURGE_URL:
-        op_store__hash(op->pattern, op->pattern_len, hash);
-        rc = collect_variants(s, txn, hash, ks);
-        break;
-    case OP_PURGE_PREFIX:
-    case OP_PURGE_HOST: rc = collect_urls(s, txn, op, ks); break;
-    case OP_PURGE_TAG: rc = collect_tag(s, txn, op, ks); break;
-    }
+    if (op->purge_kind == OP_PURGE_TAG)
+        rc = collect_tag(s, txn, op, ks);
+    else
+        rc = collect_urls(s, txn, op->purge_kind, op->pattern, op->pattern_len, ks);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -398,25 +477,25 @@ uint64_t op_store_purge_covering(struct op_store *s, const char *primary, size_t
     return found;
 }
 
-long op_store_inspect(struct op_store *s, const char *primary, size_t plen,
+long op_store_inspect(struct op_store *s, const char *url, size_t ulen,
                       void (*fn)(void *arg, const struct op_store_variant *v), void *arg)
 {
     MDB_txn *txn;
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
         return -OP_ESTORE;
-    uint8_t hash[OP_STORE_HASH_LEN];
-    op_store__hash(primary, plen, hash);
     struct keys ks = {0};
     long n = 0;
-    int rc = collect_variants(s, txn, hash, &ks);
+    int rc = collect_urls(s, txn, OP_PURGE_URL, url, ulen, &ks);
     for (size_t i = 0; rc == 0 && i < ks.n; i++) {
         MDB_val k = {.mv_size = OP_STORE_KEY_LEN, .mv_data = ks.k[i]}, v;
         struct op_store_rec rec;
         if (mdb_get(txn, s->db_objects, &k, &v) != 0 ||
-            op_store__rec_decode(v.mv_data, v.mv_size, &rec) != 0 || rec.primary_len != plen ||
-            memcmp(rec.primary, primary, plen) != 0)
+            op_store__rec_decode(v.mv_data, v.mv_size, &rec) != 0 ||
+            !url_match(url, ulen, rec.primary, rec.primary_len))
             continue; /* another format, or a hash collision */
         struct op_store_variant var = {.meta = rec.meta,
+                                       .primary = rec.primary,
+                                       .primary_len = rec.primary_len,
                                        .secondary = rec.secondary,
                                        .secondary_len = rec.secondary_len,
                                        .headers = rec.headers,

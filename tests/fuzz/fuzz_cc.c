@@ -23,8 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     op_http_range_parse((const char *)data, size, size * 7 + 1, r, 16);
     struct op_buf k;
     op_buf_init(&k, 1 << 20);
-    op_cache_key_primary((const char *)data, size / 2, (const char *)data + size / 2,
-                         size - size / 2, &k);
+    op_cache_key_primary(false, (const char *)data, size / 2, (const char *)data + size / 2,
+                         size - size / 2, "*", &k);
+    op_buf_reset(&k);
+    op_cache_key_url((const char *)data, size, size & 1, &k);
+    char a[OP_HTTP_AUTHORITY_MAX];
+    size_t alen;
+    op_http_authority_norm((const char *)data, size, size & 1, a, &alen);
+    op_http_check_authority((const char *)data, size / 2, (const char *)data + size / 2,
+                            size - size / 2);
     op_buf_fini(&k);
     op_headers_fini(&h);
     return 0;

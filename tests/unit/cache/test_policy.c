@@ -463,12 +463,14 @@ static void test_keys(void **state)
     struct fixture *f = *state;
     struct op_buf k;
     op_buf_init(&k, 1024);
-    assert_int_equal(op_cache_key_primary("Example.TEST:80", 15, "/a?b#frag", 9, &k), 0);
+    assert_int_equal(op_cache_key_primary(false, "Example.TEST:80", 15, "/a?b#frag", 9, NULL, &k),
+                     0);
     assert_int_equal(k.len, strlen("http://example.test/a?b"));
     assert_memory_equal(k.data, "http://example.test/a?b", k.len);
     op_buf_reset(&k);
-    op_cache_key_primary("h", 1, "http://h/x", 10, &k);
-    assert_memory_equal(k.data, "http://h/x", k.len);
+    op_cache_key_primary(false, "h", 1, "http://h/x", 10, "H", &k);
+    assert_int_equal(k.len, strlen("http://h/x h"));
+    assert_memory_equal(k.data, "http://h/x h", k.len);
     op_buf_reset(&k);
     add(&f->resp, "Vary", "Accept-Encoding, X-A");
     assert_true(op_cache_vary_names(&f->resp, &k));

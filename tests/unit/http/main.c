@@ -1,4 +1,4 @@
-/* The http unit test executable: the gate and the rest of the module. */
+/* The http unit test executable: the gate, authorities and the rest of the module. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,8 @@ extern const struct CMUnitTest parser_hostile_tests[];
 extern const size_t parser_hostile_tests_n;
 extern const struct CMUnitTest date_tests[];
 extern const size_t date_tests_n;
+extern const struct CMUnitTest authority_tests[];
+extern const size_t authority_tests_n;
 
 int main(void)
 {
@@ -20,5 +22,7 @@ int main(void)
     failed += _cmocka_run_group_tests("http_parser_hostile", parser_hostile_tests,
                                       parser_hostile_tests_n, NULL, NULL);
     failed += _cmocka_run_group_tests("http_date", date_tests, date_tests_n, NULL, NULL);
+    failed +=
+        _cmocka_run_group_tests("http_authority", authority_tests, authority_tests_n, NULL, NULL);
     return failed;
 }
