@@ -243,14 +243,8 @@ enum op_shed { OP_SHED_NO, OP_SHED_LIKELY, OP_SHED_SAID };
 enum op_shed op_http_sheds_load(int status, const struct op_headers *h);
 
 /* ---- dates (RFC 9110 §5.6.7) --------------------------------------------- */
-/* An HTTP date in seconds since the epoch (UTC): IMF-fixdate, RFC 850 and
- * asctime, read robustly (any case, RFC 5322 zones and variants; see
- * http_date.c for what is and is not taken). 0, or OP_EINVAL and *out
- * untouched. Pure: any thread. */
+/* IMF-fixdate, RFC 850 and asctime forms; 0 or OP_EINVAL. */
 int op_http_date_parse(const char *p, size_t len, int64_t *out);
-/* The same, with <now> (seconds since the epoch) in place of the clock for
- * placing two-digit years (RFC 9110 §5.6.7). */
-int op_http_date_parse_at(const char *p, size_t len, int64_t now, int64_t *out);
 /* Write the IMF-fixdate of <t> into out (30 bytes with the NUL). */
 void op_http_date_format(int64_t t, char out[30]);
 

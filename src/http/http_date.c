@@ -1,21 +1,5 @@
-/* HTTP dates (RFC 9110 §5.6.7). Senders write IMF-fixdate; recipients are
- * to be robust, so besides it and the obsolete RFC 850 and asctime forms this
- * reads what the Internet Message Format (RFC 5322, with its obsolete syntax)
- * and old servers write, wherever the meaning is unambiguous:
- *
- *   [day-name[,]] day month year time zone     "Sun, 06 Nov 1994 08:49:37 GMT"
- *   [day-name,] day-month-year time zone       "Sunday, 06-Nov-94 08:49:37 GMT"
- *   [day-name] month day time [zone] year      "Sun Nov  6 08:49:37 1994"
- *
- * Names in any case, abbreviated or in full; one or two digits for the day
- * and the hour; the seconds optional; runs of spaces; a zone of GMT, UTC,
- * UT, Z, +hhmm / -hhmm or RFC 5322's EST, EDT, CST, CDT, MST, MDT, PST and
- * PDT. A two-digit year more than 50 years ahead is the last such year in
- * the past (RFC 9110), unless the day of the week names the century before.
- * Not taken: a missing zone (whose local time?), military zones other than
- * Z (RFC 5322 calls them ambiguous), a day the month does not have, a year
- * before 1900, anything after the date. The day of the week is checked to be
- * a day name, not against the date. */
+/* HTTP dates (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and
+ * asctime forms that a recipient must still accept. */
 #include "outpost/http.h"
 
 #include <stdio.h>
@@ -26,19 +10,6 @@
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const month_names[12] = {"January",   "February", "March",    "April",
-                                            "May",       "June",     "July",     "August",
-                                            "September", "October",  "November", "December"};
-static const char *const day_names[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
-                                         "Thursday", "Friday", "Saturday"};
-
-static const struct {
-    const char *name;
-    int minutes; /* east of UTC */
-} zones[] = {
-    {"GMT", 0},    {"UTC", 0},    {"UT", 0},     {"Z", 0},      {"EST", -300}, {"EDT", -240},
-    {"CST", -360}, {"CDT", -300}, {"MST", -420}, {"MDT", -360}, {"PST", -480}, {"PDT", -420},
-};
 
 /* Days since the epoch of a civil date (Howard Hinnant's algorithm): no
  * timegm(), no time zone state. */
@@ -52,192 +23,76 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static int weekday(int year, int mon, int day)
+static int month_index(const char *p)
 {
-    int64_t d = days_from_civil(year, (unsigned)mon + 1, (unsigned)day);
-    return (int)(((d % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
-}
-
-static int month_days(int year, int mon)
-{
-    static const int n[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return mon == 1 && leap ? 29 : n[mon];
-}
-
-/* The input, read left to right; nothing past end is ever looked at. */
-struct cur {
-    const char *p, *end;
-};
-
-static size_t skip_space(struct cur *c)
-{
-    size_t n = 0;
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t')) {
-        c->p++;
-        n++;
-    }
-    return n;
-}
-
-static bool take(struct cur *c, char ch)
-{
-    if (c->p >= c->end || *c->p != ch)
-        return false;
-    c->p++;
-    return true;
-}
-
-static bool is_alpha(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-}
-
-/* A run of letters: its length (0 if none), left in *w. */
-static size_t word(struct cur *c, const char **w)
-{
-    *w = c->p;
-    while (c->p < c->end && is_alpha(*c->p))
-        c->p++;
-    return (size_t)(c->p - *w);
-}
-
-/* min..max digits, and no more: the value, or -1. */
-static int number(struct cur *c, size_t min, size_t max)
-{
-    int v = 0;
-    size_t n = 0;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-        if (++n > max)
-            return -1;
-        v = v * 10 + (*c->p++ - '0');
-    }
-    return n >= min ? v : -1;
-}
-
-/* An abbreviation or a full name, in any case: its index, or -1. */
-static int name_index(const char *w, size_t n, const char abbr[][4], const char *const *full,
-                      int count)
-{
-    for (int i = 0; i < count; i++)
-        if ((n == 3 && strncasecmp(w, abbr[i], 3) == 0) ||
-            (n == strlen(full[i]) && strncasecmp(w, full[i], n) == 0))
+    for (int i = 0; i < 12; i++)
+        if (strncmp(p, months[i], 3) == 0)
             return i;
     return -1;
 }
 
-/* hh:mm[:ss], the hour in one or two digits. */
-static bool parse_time(struct cur *c, int *hh, int *mm, int *ss)
+static bool digits(const char *p, size_t n, int *out)
 {
-    *ss = 0;
-    if ((*hh = number(c, 1, 2)) < 0 || !take(c, ':') || (*mm = number(c, 2, 2)) < 0)
-        return false;
-    if (take(c, ':') && (*ss = number(c, 2, 2)) < 0)
-        return false;
-    return *hh <= 23 && *mm <= 59 && *ss <= 60;
-}
-
-/* A zone: its offset east of UTC in minutes. */
-static bool parse_zone(struct cur *c, int *minutes)
-{
-    if (c->p < c->end && (*c->p == '+' || *c->p == '-')) {
-        int sign = *c->p++ == '-' ? -1 : 1;
-        int v = number(c, 4, 4);
-        if (v < 0 || v / 100 > 23 || v % 100 > 59)
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
             return false;
-        *minutes = sign * (v / 100 * 60 + v % 100);
-        return true;
+        v = v * 10 + (p[i] - '0');
     }
-    const char *w;
-    size_t n = word(c, &w);
-    for (size_t i = 0; n > 0 && i < sizeof(zones) / sizeof(zones[0]); i++)
-        if (n == strlen(zones[i].name) && strncasecmp(w, zones[i].name, n) == 0) {
-            *minutes = zones[i].minutes;
-            return true;
-        }
-    return false;
+    *out = v;
+    return true;
 }
 
-/* RFC 9110: a two-digit year that appears more than 50 years ahead of <now>
- * is the most recent past year with those digits. A day of the week that
- * fits the century before and not this one settles it the other way (the
- * "already expired" Expires of old servers, "Thursday, 01-Jan-70"). */
-static int full_year(int yy, int64_t now, int wday, int mon, int day)
+static int finish(int year, int mon, int day, int hh, int mm, int ss, int64_t *out)
 {
-    time_t tt = (time_t)now;
-    struct tm tm;
-    int cur = gmtime_r(&tt, &tm) != NULL ? tm.tm_year + 1900 : 2000;
-    int y = cur - cur % 100 + yy;
-    while (y > cur + 50)
-        y -= 100;
-    while (y + 100 <= cur + 50)
-        y += 100;
-    if (wday >= 0 && day <= month_days(y, mon) && weekday(y, mon, day) != wday &&
-        day <= month_days(y - 100, mon) && weekday(y - 100, mon, day) == wday)
-        y -= 100;
-    return y;
-}
-
-int op_http_date_parse_at(const char *p, size_t len, int64_t now, int64_t *out)
-{
-    struct cur c = {p, p + len};
-    int wday = -1, mon = -1, day = 0, year = 0, hh = 0, mm = 0, ss = 0, zone = 0;
-    bool two_digit = false;
-    const char *w;
-    size_t n;
-
-    skip_space(&c);
-    n = word(&c, &w);
-    if (n > 0 && (wday = name_index(w, n, days, day_names, 7)) >= 0) {
-        bool comma = take(&c, ',');
-        if (skip_space(&c) == 0 && !comma)
-            return OP_EINVAL;
-        n = word(&c, &w);
-    }
-    if (n > 0) {
-        /* asctime: month day time [zone] year */
-        if ((mon = name_index(w, n, months, month_names, 12)) < 0 || skip_space(&c) == 0 ||
-            (day = number(&c, 1, 2)) < 0 || skip_space(&c) == 0 || !parse_time(&c, &hh, &mm, &ss) ||
-            skip_space(&c) == 0)
-            return OP_EINVAL;
-        if (c.p < c.end && is_alpha(*c.p) && (!parse_zone(&c, &zone) || skip_space(&c) == 0))
-            return OP_EINVAL;
-        if ((year = number(&c, 4, 4)) < 0)
-            return OP_EINVAL;
-    } else {
-        /* day month year, or day-month-year */
-        if ((day = number(&c, 1, 2)) < 0)
-            return OP_EINVAL;
-        bool dashes = take(&c, '-');
-        if (!dashes && skip_space(&c) == 0)
-            return OP_EINVAL;
-        n = word(&c, &w);
-        if ((mon = name_index(w, n, months, month_names, 12)) < 0)
-            return OP_EINVAL;
-        if (dashes ? !take(&c, '-') : skip_space(&c) == 0)
-            return OP_EINVAL;
-        const char *y0 = c.p;
-        year = number(&c, 2, 4);
-        two_digit = c.p - y0 == 2;
-        if (year < 0 || c.p - y0 == 3 || skip_space(&c) == 0 || !parse_time(&c, &hh, &mm, &ss) ||
-            skip_space(&c) == 0 || !parse_zone(&c, &zone))
-            return OP_EINVAL;
-    }
-    skip_space(&c);
-    if (c.p != c.end || day < 1 || day > 31)
+    if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900)
         return OP_EINVAL;
-    if (two_digit)
-        year = full_year(year, now, wday, mon, day);
-    if (year < 1900 || day > month_days(year, mon))
-        return OP_EINVAL;
-    *out = days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 + hh * 3600 + mm * 60 +
-           ss - (int64_t)zone * 60;
+    *out =
+        days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 + hh * 3600 + mm * 60 + ss;
     return 0;
+}
+
+static bool parse_hms(const char *p, int *hh, int *mm, int *ss)
+{
+    return p[2] == ':' && p[5] == ':' && digits(p, 2, hh) && digits(p + 3, 2, mm) &&
+           digits(p + 6, 2, ss);
 }
 
 int op_http_date_parse(const char *p, size_t len, int64_t *out)
 {
-    return op_http_date_parse_at(p, len, op_time_now(), out);
+    int day, year, hh, mm, ss, mon;
+    /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+    if (len == 29 && p[3] == ',' && p[4] == ' ' && p[7] == ' ' && p[11] == ' ' && p[16] == ' ' &&
+        memcmp(p + 25, " GMT", 4) == 0) {
+        if (!digits(p + 5, 2, &day) || (mon = month_index(p + 8)) < 0 ||
+            !digits(p + 12, 4, &year) || !parse_hms(p + 17, &hh, &mm, &ss))
+            return OP_EINVAL;
+        return finish(year, mon, day, hh, mm, ss, out);
+    }
+    /* asctime: "Sun Nov  6 08:49:37 1994" */
+    if (len == 24 && p[3] == ' ' && p[7] == ' ' && p[10] == ' ' && p[19] == ' ') {
+        char d[2] = {p[8] == ' ' ? '0' : p[8], p[9]};
+        if (!digits(d, 2, &day) || (mon = month_index(p + 4)) < 0 ||
+            !parse_hms(p + 11, &hh, &mm, &ss) || !digits(p + 20, 4, &year))
+            return OP_EINVAL;
+        return finish(year, mon, day, hh, mm, ss, out);
+    }
+    /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */
+    const char *comma = memchr(p, ',', len < 10 ? len : 10);
+    if (comma != NULL) {
+        size_t rest = len - (size_t)(comma - p);
+        const char *q = comma + 2;
+        if (rest == 24 && comma[1] == ' ' && q[2] == '-' && q[6] == '-' && q[9] == ' ' &&
+            memcmp(q + 18, " GMT", 4) == 0) {
+            if (!digits(q, 2, &day) || (mon = month_index(q + 3)) < 0 || !digits(q + 7, 2, &year) ||
+                !parse_hms(q + 10, &hh, &mm, &ss))
+                return OP_EINVAL;
+            /* RFC 9110: a two-digit year more than 50 years ahead is in the past */
+            year += year < 70 ? 2000 : 1900;
+            return finish(year, mon, day, hh, mm, ss, out);
+        }
+    }
+    return OP_EINVAL;
 }
 
 void op_http_date_format(int64_t t, char out[30])

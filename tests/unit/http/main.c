@@ -10,8 +10,6 @@ extern const struct CMUnitTest http_tests[];
 extern const size_t http_tests_n;
 extern const struct CMUnitTest parser_hostile_tests[];
 extern const size_t parser_hostile_tests_n;
-extern const struct CMUnitTest date_tests[];
-extern const size_t date_tests_n;
 extern const struct CMUnitTest authority_tests[];
 extern const size_t authority_tests_n;
 
@@ -21,7 +19,6 @@ int main(void)
     failed += _cmocka_run_group_tests("http", http_tests, http_tests_n, NULL, NULL);
     failed += _cmocka_run_group_tests("http_parser_hostile", parser_hostile_tests,
                                       parser_hostile_tests_n, NULL, NULL);
-    failed += _cmocka_run_group_tests("http_date", date_tests, date_tests_n, NULL, NULL);
     failed +=
         _cmocka_run_group_tests("http_authority", authority_tests, authority_tests_n, NULL, NULL);
     return failed;
