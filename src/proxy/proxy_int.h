@@ -225,7 +225,8 @@ void op_proxy__on_client_drain(struct op_client *c);
 
 /* proxy_origin.c */
 /* The request head for the origin: origin-form target, the request's fields
- * without hop-by-hop ones (removed from <m> itself), Via and X-Forwarded-*,
+ * (op_proxy__request_start already removed the hop-by-hop ones from <m>), Via
+ * and X-Forwarded-*,
  * and the body framing (*chunked: re-chunk the body). <method> overrides the
  * request's (NULL keeps it). With <validators> (may be empty), the client's
  * conditionals and Range are left out (not removed from <m>) and

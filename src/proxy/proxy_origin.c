@@ -43,7 +43,6 @@ int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct 
     bool slash;
     op_http_origin_form(m->target.data, m->target.len, &t, &tlen, &slash);
     bool has_body = m->chunked || m->content_length > 0;
-    op_headers_strip_hop_by_hop(&m->headers);
     op_headers_remove_all(&m->headers, "expect");
     op_headers_remove_all(&m->headers, "content-length");
     if (site->host_header[0] != '\0')

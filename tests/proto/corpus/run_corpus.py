@@ -33,10 +33,6 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
-
-
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -438,6 +434,14 @@ def check_case(case, port, origin, proc):
     return errors
 
 
+def recv_within(s, wait):
+    """Bytes that arrive on <s> within <wait> seconds; None once it closed."""
+    r, _, _ = select.select([s], [], [], wait)
+    if not r:
+        return b""
+    return s.recv(65536) or None
+
+
 def slow_send(port, data, pieces):
     """Send <data> in pieces of [bytes, gap seconds]; return what came back."""
     size, gap, limit = pieces
@@ -447,24 +451,13 @@ def slow_send(port, data, pieces):
     end = time.monotonic() + limit
     i = 0
     try:
-        while i < len(data) and time.monotonic() < end:
-            s.sendall(data[i:i + size])
-            i += size
-            r, _, _ = select.select([s], [], [], gap)
-            if r:
-                d = s.recv(65536)
-                if not d:
-                    closed = True
-                    break
-                out += d
         while not closed and time.monotonic() < end:
-            r, _, _ = select.select([s], [], [], 0.2)
-            if r:
-                d = s.recv(65536)
-                if not d:
-                    closed = True
-                    break
-                out += d
+            if i < len(data):
+                s.sendall(data[i:i + size])
+                i += size
+            d = recv_within(s, gap if i < len(data) else 0.2)
+            closed = d is None
+            out += d or b""
     except (BrokenPipeError, ConnectionResetError):
         closed = True
     s.close()
