@@ -1,5 +1,8 @@
 /* HTTP dates (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and
- * asctime forms that a recipient must still accept. */
+ * asctime forms that a recipient must still accept. Names match without case
+ * (RFC 9111 §4.2: "a cache recipient SHOULD match the field value
+ * case-insensitively"); any other deviation is invalid, which a cache reads as
+ * a time in the past (RFC 9111 §5.3). */
 #include "outpost/http.h"
 
 #include <stdio.h>
@@ -26,7 +29,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 static int month_index(const char *p)
 {
     for (int i = 0; i < 12; i++)
-        if (strncmp(p, months[i], 3) == 0)
+        if (strncasecmp(p, months[i], 3) == 0)
             return i;
     return -1;
 }
@@ -52,6 +55,12 @@ static int finish(int year, int mon, int day, int hh, int mm, int ss, int64_t *o
     return 0;
 }
 
+/* " GMT", the only zone (RFC 9111 §4.2: any other is invalid) */
+static bool is_gmt(const char *p)
+{
+    return p[0] == ' ' && strncasecmp(p + 1, "GMT", 3) == 0;
+}
+
 static bool parse_hms(const char *p, int *hh, int *mm, int *ss)
 {
     return p[2] == ':' && p[5] == ':' && digits(p, 2, hh) && digits(p + 3, 2, mm) &&
@@ -63,7 +72,7 @@ int op_http_date_parse(const char *p, size_t len, int64_t *out)
     int day, year, hh, mm, ss, mon;
     /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
     if (len == 29 && p[3] == ',' && p[4] == ' ' && p[7] == ' ' && p[11] == ' ' && p[16] == ' ' &&
-        memcmp(p + 25, " GMT", 4) == 0) {
+        is_gmt(p + 25)) {
         if (!digits(p + 5, 2, &day) || (mon = month_index(p + 8)) < 0 ||
             !digits(p + 12, 4, &year) || !parse_hms(p + 17, &hh, &mm, &ss))
             return OP_EINVAL;
@@ -83,7 +92,7 @@ int op_http_date_parse(const char *p, size_t len, int64_t *out)
         size_t rest = len - (size_t)(comma - p);
         const char *q = comma + 2;
         if (rest == 24 && comma[1] == ' ' && q[2] == '-' && q[6] == '-' && q[9] == ' ' &&
-            memcmp(q + 18, " GMT", 4) == 0) {
+            is_gmt(q + 18)) {
             if (!digits(q, 2, &day) || (mon = month_index(q + 3)) < 0 || !digits(q + 7, 2, &year) ||
                 !parse_hms(q + 10, &hh, &mm, &ss))
                 return OP_EINVAL;

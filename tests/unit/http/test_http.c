@@ -172,6 +172,34 @@ static void test_dates_all_three_forms(void **state)
     assert_int_equal(op_http_date_parse("Sun, 06 Xyz 1994 08:49:37 GMT", 29, &t), OP_EINVAL);
 }
 
+/* RFC 9111 §4.2: a cache matches dates case-insensitively, and a zone other
+ * than GMT is invalid; every other deviation stays invalid (§5.3: the past). */
+static void test_dates_case_and_strictness(void **state)
+{
+    (void)state;
+    static const char *same[] = {
+        "SUN, 06 NOV 1994 08:49:37 GMT", "Sun, 06 nov 1994 08:49:37 gmt",
+        "Sun, 06 Nov 1994 08:49:37 gMT", "sunday, 06-nOV-94 08:49:37 Gmt",
+        "sun NOV  6 08:49:37 1994",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        int64_t t = 0;
+        assert_int_equal(op_http_date_parse(same[i], strlen(same[i]), &t), 0);
+        assert_int_equal(t, 784111777);
+    }
+    static const char *invalid[] = {
+        "Sun, 06 Nov 1994 08:49:37 UTC",  "Sun, 06 Nov 1994 08:49:37 AEST",
+        "Sun, 06 Nov 94 08:49:37 GMT",    "Sun 06 Nov 1994 08:49:37 GMT",
+        "Sun,  06 Nov 1994 08:49:37 GMT", "Sun, 06-Nov-1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08.49.37 GMT",  "Sun, 06 Nov 1994 8:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMX",  "Sun, 06 N\x01v 1994 08:49:37 GMT",
+    };
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        int64_t t = 0;
+        assert_int_equal(op_http_date_parse(invalid[i], strlen(invalid[i]), &t), OP_EINVAL);
+    }
+}
+
 static int ranges(const char *s, uint64_t size, struct op_range *r)
 {
     return op_http_range_parse(s, strlen(s), size, r, 4);
@@ -292,6 +320,7 @@ const struct CMUnitTest http_tests[] = {
     cmocka_unit_test(test_parser_head_response_has_no_body),
     cmocka_unit_test(test_parser_304_and_204_have_no_body),
     cmocka_unit_test(test_dates_all_three_forms),
+    cmocka_unit_test(test_dates_case_and_strictness),
     cmocka_unit_test(test_ranges),
     cmocka_unit_test(test_ranges_merge),
 };
