@@ -1,0 +1,17 @@
+/* Inside the tls module: the context type and OpenSSL's error queue. */
+#ifndef OUTPOST_TLS_INT_H
+#define OUTPOST_TLS_INT_H
+
+#include "outpost/tls.h"
+
+#include <openssl/ssl.h>
+
+struct op_tls_ctx {
+    SSL_CTX *ssl;
+};
+
+/* Drain OpenSSL's error queue (every entry, so none is blamed on a later
+ * call) into out[] as "reason; reason"; "unknown" when it was empty. */
+void op_tls__errors(char *out, size_t len);
+
+#endif
