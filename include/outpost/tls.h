@@ -39,15 +39,17 @@ void op_tls_conn_free(struct op_tls_conn *t);
  * then appends the plaintext it yields to <plain> until <plain> is full
  * (the rest stays inside and comes out on the next call, with len 0).
  * Records to send (handshake, alerts) go to <wire> in every case.
- * Returns 0; OP_ECLOSED once the peer sent close_notify; OP_EPARSE on a
- * protocol error (fatal: the alert is in <wire>, the reason logged once);
- * OP_ENOMEM. The caller bounds what it feeds: one socket read at a time,
- * and none while op_tls_conn_has_pending(). */
+ * Returns 0; OP_ECLOSED once the peer sent close_notify (<plain> may hold
+ * what came before it); OP_EPARSE on a protocol error, a TLS 1.2
+ * renegotiation included (fatal: the alert is in <wire>, the reason logged
+ * once); OP_ETOOBIG or OP_ENOMEM when <wire> cannot take a record (fatal). The caller bounds what
+ * it feeds: one socket read at a time, and none while op_tls_conn_has_pending(). */
 int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct op_buf *plain,
                       struct op_buf *wire);
 
 /* Plaintext to the peer, encrypted into <wire>. Only once established.
- * 0, OP_EINVAL before the handshake finished, OP_EPARSE, OP_ENOMEM. */
+ * 0, OP_EINVAL before the handshake finished or after a failure; fatal:
+ * OP_EPARSE, OP_ETOOBIG or OP_ENOMEM (<wire> full). */
 int op_tls_conn_output(struct op_tls_conn *t, const char *p, size_t len, struct op_buf *wire);
 
 /* A close_notify alert into <wire> (the connection is done after it). */

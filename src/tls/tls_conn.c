@@ -10,6 +10,9 @@
 #include <stdlib.h>
 
 #define PLAIN_STEP 16384 /* one TLS record's worth of plaintext at a time */
+/* A memory BIO keeps its largest size even when empty: past this many bytes
+ * through it, an empty one is replaced, so an idle connection holds little. */
+#define BIO_RECYCLE (64 * 1024)
 
 struct op_tls_conn {
     unsigned magic;
@@ -18,7 +21,9 @@ struct op_tls_conn {
     BIO *wbio; /* owned by ssl */
     bool established;
     bool failed;
-    bool held; /* the last input stopped because <plain> was full */
+    bool held;                     /* the last input stopped because <plain> was full */
+    bool reneg;                    /* the peer began a handshake after the first (TLS 1.2) */
+    size_t rbio_bytes, wbio_bytes; /* through each BIO since it was made */
 };
 
 #define OP_TLS_CONN_MAGIC 0x7415c0a1u
@@ -42,6 +47,7 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
     /* an empty input BIO means "more to come", not end of file */
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
     t->magic = OP_TLS_CONN_MAGIC;
     return t;
@@ -57,18 +63,64 @@ void op_tls_conn_free(struct op_tls_conn *t)
     free(t);
 }
 
-/* Move every record OpenSSL wrote into <wire>. */
+/* Called by OpenSSL (set on the context): a handshake that starts after the
+ * first is a TLS 1.2 renegotiation. SSL_OP_NO_RENEGOTIATION only answers
+ * each with a warning alert, so a peer could make us send alerts without
+ * end: the connection fails instead. TLS 1.3 has no renegotiation. */
+void op_tls__info_cb(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    struct op_tls_conn *t = SSL_get_app_data(ssl);
+    if (t != NULL && (where & SSL_CB_HANDSHAKE_START) && t->established &&
+        SSL_version(ssl) < TLS1_3_VERSION)
+        t->reneg = true;
+}
+
+/* Replace an empty memory BIO that has grown (see BIO_RECYCLE). */
+static void recycle_bios(struct op_tls_conn *t)
+{
+    if (t->rbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->rbio) == 0) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b != NULL) {
+            BIO_set_mem_eof_return(b, -1);
+            SSL_set0_rbio(t->ssl, b); /* frees the old one */
+            t->rbio = b;
+            t->rbio_bytes = 0;
+        }
+    }
+    if (t->wbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->wbio) == 0) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b != NULL) {
+            SSL_set0_wbio(t->ssl, b);
+            t->wbio = b;
+            t->wbio_bytes = 0;
+        }
+    }
+    ERR_clear_error();
+}
+
+/* Move every record OpenSSL wrote into <wire>, a piece at a time. <wire>
+ * is the connection's output queue: a record that does not fit would be
+ * lost or sent twice, so failing here ends the connection. */
 static int drain_wire(struct op_tls_conn *t, struct op_buf *wire)
 {
     size_t pending;
     while ((pending = BIO_ctrl_pending(t->wbio)) > 0) {
         char *space;
-        if (op_buf_reserve(wire, pending, &space) != 0)
-            return OP_ENOMEM;
+        if (pending > PLAIN_STEP)
+            pending = PLAIN_STEP;
+        int rc = op_buf_reserve(wire, pending, &space);
+        if (rc != 0) {
+            t->failed = true;
+            return rc;
+        }
         int n = BIO_read(t->wbio, space, (int)pending);
-        if (n <= 0)
+        if (n <= 0) {
+            t->failed = true;
             return OP_ENOMEM;
+        }
         op_buf_commit(wire, (size_t)n);
+        t->wbio_bytes += (size_t)n;
     }
     return 0;
 }
@@ -101,8 +153,15 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
         return OP_EPARSE;
     if (len > INT_MAX)
         return OP_EINVAL;
-    if (len > 0 && BIO_write(t->rbio, p, (int)len) != (int)len)
+    /* SSL_get_error reads the thread's queue: nothing another connection left
+     * there may count against this one */
+    ERR_clear_error();
+    if (len > 0 && BIO_write(t->rbio, p, (int)len) != (int)len) {
+        ERR_clear_error();
+        t->failed = true;
         return OP_ENOMEM;
+    }
+    t->rbio_bytes += len;
     int rc = 0;
     if (!t->established) {
         int ret = SSL_do_handshake(t->ssl);
@@ -128,9 +187,15 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
         } else {
             op_buf_commit(plain, got);
         }
+        if (t->reneg) {
+            op_log_debug("tls", "renegotiation refused: closing");
+            t->failed = true;
+            rc = OP_EPARSE;
+        }
     }
     t->held = rc == 0 && plain->len >= plain->max;
     int wrc = drain_wire(t, wire);
+    recycle_bios(t);
     return rc != 0 ? rc : wrc;
 }
 
@@ -139,19 +204,27 @@ int op_tls_conn_output(struct op_tls_conn *t, const char *p, size_t len, struct 
     OP_CHECK_OBJ(t, OP_TLS_CONN_MAGIC);
     if (!t->established || t->failed)
         return OP_EINVAL;
+    ERR_clear_error();
     size_t done = 0;
-    /* a memory BIO takes everything, so SSL_write never stops part way */
+    /* A memory BIO takes everything, so SSL_write stops only when the peer
+     * left a handshake message half sent (a TLS 1.3 KeyUpdate header without
+     * its body): no client does that, and the response cannot wait for it. */
     if (len > 0 && SSL_write_ex(t->ssl, p, len, &done) != 1) {
         int rc = after_error(t, 0, "write");
+        t->failed = true;
+        drain_wire(t, wire);
         return rc != 0 ? rc : OP_EPARSE;
     }
-    return drain_wire(t, wire);
+    int rc = drain_wire(t, wire);
+    recycle_bios(t);
+    return rc;
 }
 
 void op_tls_conn_shutdown(struct op_tls_conn *t, struct op_buf *wire)
 {
     OP_CHECK_OBJ(t, OP_TLS_CONN_MAGIC);
     if (t->established && !t->failed) {
+        ERR_clear_error();
         SSL_shutdown(t->ssl);
         ERR_clear_error();
         drain_wire(t, wire);

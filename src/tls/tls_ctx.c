@@ -9,12 +9,16 @@
 #include <string.h>
 
 /* TLS 1.2 suites: ECDHE key exchange (forward secrecy) and AEAD ciphers only.
- * TLS 1.3 suites are all AEAD with forward secrecy; OpenSSL's default set
- * stands. */
+ * TLS 1.3 suites are all AEAD; named here so the system openssl.cnf cannot
+ * change them. Key exchange on elliptic curves only: OpenSSL's default
+ * groups include ffdhe8192, a few hundred times the server's work of X25519
+ * per handshake, which a client may pick. */
 #define TLS12_CIPHERS                                                                              \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define GROUPS "X25519:P-256:P-384"
 
 void op_tls__errors(char *out, size_t len)
 {
@@ -81,15 +85,19 @@ int op_tls_server_ctx_new(const char *cert_file, const char *key_file, struct op
     rc = OP_EINVAL;
     if (SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ssl, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_cipher_list(ssl, TLS12_CIPHERS) != 1) {
+        SSL_CTX_set_cipher_list(ssl, TLS12_CIPHERS) != 1 ||
+        SSL_CTX_set_ciphersuites(ssl, TLS13_SUITES) != 1 ||
+        SSL_CTX_set1_groups_list(ssl, GROUPS) != 1) {
         rc = fail_with(why, whylen, "TLS settings", "(built in)");
         goto fail;
     }
     SSL_CTX_set_options(ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
     SSL_CTX_set_max_early_data(ssl, 0);
-    /* an idle keep-alive connection holds no record buffers */
+    /* an idle keep-alive connection holds no record buffers (and no grown
+     * memory BIOs: tls_conn.c replaces them) */
     SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_info_callback(ssl, op_tls__info_cb);
     SSL_CTX_set_alpn_select_cb(ssl, select_alpn, NULL);
     /* sessions resume only where this matches: every context of the node */
     static const unsigned char sid_ctx[] = "outpost";

@@ -14,4 +14,7 @@ struct op_tls_ctx {
  * call) into out[] as "reason; reason"; "unknown" when it was empty. */
 void op_tls__errors(char *out, size_t len);
 
+/* The context's info callback: marks a connection that renegotiates. */
+void op_tls__info_cb(const SSL *ssl, int where, int ret);
+
 #endif

@@ -247,6 +247,65 @@ static void test_refusals(void **state)
     op_tls_ctx_free(ctx);
 }
 
+/* A TLS 1.2 renegotiation ends the connection (else each attempt costs us
+ * an alert, without end), and finite-field groups are not offered: a client
+ * that has only those fails the handshake. */
+static void test_renegotiation_and_ffdhe_refused(void **state)
+{
+    (void)state;
+    struct op_tls_ctx *ctx = server_ctx();
+    struct op_buf plain;
+    op_buf_init(&plain, 1 << 16);
+    struct op_tls_conn *t = op_tls_conn_new(ctx);
+    struct client cl;
+    client_init(&cl, TLS1_2_VERSION, NULL, 0);
+    assert_int_equal(pump(&cl, t, &plain), 0);
+    assert_true(op_tls_conn_established(t));
+    assert_int_equal(SSL_renegotiate(cl.ssl), 1);
+    SSL_do_handshake(cl.ssl); /* its ClientHello */
+    assert_int_equal(pump(&cl, t, &plain), OP_EPARSE);
+    client_fini(&cl);
+    op_tls_conn_free(t);
+
+    t = op_tls_conn_new(ctx);
+    client_init(&cl, TLS1_3_VERSION, NULL, 0);
+    assert_int_equal(SSL_set1_groups_list(cl.ssl, "ffdhe2048"), 1);
+    assert_int_equal(pump(&cl, t, &plain), OP_EPARSE);
+    assert_false(op_tls_conn_established(t));
+    client_fini(&cl);
+    op_tls_conn_free(t);
+    op_buf_fini(&plain);
+    op_tls_ctx_free(ctx);
+}
+
+/* An error another connection left in the thread's queue is not this one's. */
+static void test_stale_error_queue_is_not_ours(void **state)
+{
+    (void)state;
+    struct op_tls_ctx *ctx = server_ctx();
+    struct op_buf plain;
+    op_buf_init(&plain, 1 << 16);
+    struct op_tls_conn *t = op_tls_conn_new(ctx);
+    struct client cl;
+    client_init(&cl, TLS1_3_VERSION, NULL, 0);
+    assert_int_equal(pump(&cl, t, &plain), 0);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    size_t w;
+    assert_int_equal(SSL_write_ex(cl.ssl, "hi", 2, &w), 1);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    assert_int_equal(pump(&cl, t, &plain), 0);
+    assert_int_equal(plain.len, 2);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    struct op_buf wire;
+    op_buf_init(&wire, SIZE_MAX);
+    assert_int_equal(op_tls_conn_output(t, "ok", 2, &wire), 0);
+    op_buf_fini(&wire);
+    client_fini(&cl);
+    op_tls_conn_free(t);
+    op_buf_fini(&plain);
+    op_tls_ctx_free(ctx);
+}
+
 /* A session from one connection resumes on another of the same context, as
  * it would on another worker. */
 static void test_resumption_across_connections(void **state)
@@ -306,6 +365,8 @@ int main(void)
         cmocka_unit_test(test_handshake_alpn_and_data),
         cmocka_unit_test(test_small_plain_buffer_keeps_order),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_renegotiation_and_ffdhe_refused),
+        cmocka_unit_test(test_stale_error_queue_is_not_ours),
         cmocka_unit_test(test_resumption_across_connections),
         cmocka_unit_test(test_ctx_errors_name_the_file),
     };
