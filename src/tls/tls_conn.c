@@ -238,7 +238,8 @@ bool op_tls_conn_established(const struct op_tls_conn *t)
 
 bool op_tls_conn_has_pending(const struct op_tls_conn *t)
 {
-    /* a partial record alone is not pending: it waits for the peer */
+    /* only after a full <plain>; a partial record then also counts, which
+     * costs the caller one empty call */
     return t->held && (SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->rbio) > 0);
 }
 
