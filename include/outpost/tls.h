@@ -41,9 +41,10 @@ void op_tls_conn_free(struct op_tls_conn *t);
  * Records to send (handshake, alerts) go to <wire> in every case.
  * Returns 0; OP_ECLOSED once the peer sent close_notify (<plain> may hold
  * what came before it); OP_EPARSE on a protocol error, a TLS 1.2
- * renegotiation included (fatal: the alert is in <wire>, the reason logged
- * once); OP_ETOOBIG or OP_ENOMEM when <wire> cannot take a record (fatal). The caller bounds what
- * it feeds: one socket read at a time, and none while op_tls_conn_has_pending(). */
+ * renegotiation included (fatal: any alert for the peer is in <wire>, the
+ * reason logged once); OP_ETOOBIG or OP_ENOMEM when <wire> cannot take a
+ * record (fatal). The caller bounds what it feeds: one socket read at a
+ * time, and none while op_tls_conn_has_pending(). */
 int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct op_buf *plain,
                       struct op_buf *wire);
 

@@ -28,14 +28,23 @@ struct op_tls_conn {
 
 #define OP_TLS_CONN_MAGIC 0x7415c0a1u
 
+/* A memory BIO; for input, empty means "more to come", not end of file. */
+static BIO *mem_bio(bool input)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b != NULL && input)
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
 struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
 {
     struct op_tls_conn *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
     t->ssl = SSL_new(ctx->ssl);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->rbio = mem_bio(true);
+    t->wbio = mem_bio(false);
     if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
         BIO_free(t->rbio);
         BIO_free(t->wbio);
@@ -44,8 +53,6 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
         ERR_clear_error();
         return NULL;
     }
-    /* an empty input BIO means "more to come", not end of file */
-    BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
@@ -63,33 +70,41 @@ void op_tls_conn_free(struct op_tls_conn *t)
     free(t);
 }
 
-/* Called by OpenSSL (set on the context): a handshake that starts after the
- * first is a TLS 1.2 renegotiation. SSL_OP_NO_RENEGOTIATION only answers
- * each with a warning alert, so a peer could make us send alerts without
- * end: the connection fails instead. TLS 1.3 has no renegotiation. */
-void op_tls__info_cb(const SSL *ssl, int where, int ret)
+/* Called by OpenSSL (set on the context) for each record header read. In
+ * TLS 1.2 a client sends a handshake record after the handshake only to
+ * renegotiate. SSL_OP_NO_RENEGOTIATION answers each such ClientHello with a
+ * warning alert and reads on, so one read full of them made us send an
+ * alert each: instead the input still buffered is dropped, the read stops
+ * here and the connection fails. TLS 1.3 has no renegotiation (its
+ * post-handshake messages are KeyUpdate and tickets). */
+void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                    SSL *ssl, void *arg)
 {
-    (void)ret;
+    (void)version;
+    (void)arg;
     struct op_tls_conn *t = SSL_get_app_data(ssl);
-    if (t != NULL && (where & SSL_CB_HANDSHAKE_START) && t->established &&
-        SSL_version(ssl) < TLS1_3_VERSION)
+    if (t == NULL || write_p || content_type != SSL3_RT_HEADER || len < 1 || !t->established ||
+        SSL_version(ssl) >= TLS1_3_VERSION)
+        return;
+    if (((const unsigned char *)buf)[0] == SSL3_RT_HANDSHAKE) {
         t->reneg = true;
+        (void)BIO_reset(t->rbio);
+    }
 }
 
 /* Replace an empty memory BIO that has grown (see BIO_RECYCLE). */
 static void recycle_bios(struct op_tls_conn *t)
 {
     if (t->rbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->rbio) == 0) {
-        BIO *b = BIO_new(BIO_s_mem());
+        BIO *b = mem_bio(true);
         if (b != NULL) {
-            BIO_set_mem_eof_return(b, -1);
             SSL_set0_rbio(t->ssl, b); /* frees the old one */
             t->rbio = b;
             t->rbio_bytes = 0;
         }
     }
     if (t->wbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->wbio) == 0) {
-        BIO *b = BIO_new(BIO_s_mem());
+        BIO *b = mem_bio(false);
         if (b != NULL) {
             SSL_set0_wbio(t->ssl, b);
             t->wbio = b;
@@ -187,11 +202,11 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
         } else {
             op_buf_commit(plain, got);
         }
-        if (t->reneg) {
-            op_log_debug("tls", "renegotiation refused: closing");
-            t->failed = true;
-            rc = OP_EPARSE;
-        }
+    }
+    if (t->reneg && !t->failed) {
+        op_log_debug("tls", "renegotiation refused: closing");
+        t->failed = true;
+        rc = OP_EPARSE;
     }
     t->held = rc == 0 && plain->len >= plain->max;
     int wrc = drain_wire(t, wire);

@@ -97,7 +97,7 @@ int op_tls_server_ctx_new(const char *cert_file, const char *key_file, struct op
     /* an idle keep-alive connection holds no record buffers (and no grown
      * memory BIOs: tls_conn.c replaces them) */
     SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_info_callback(ssl, op_tls__info_cb);
+    SSL_CTX_set_msg_callback(ssl, op_tls__msg_cb);
     SSL_CTX_set_alpn_select_cb(ssl, select_alpn, NULL);
     /* sessions resume only where this matches: every context of the node */
     static const unsigned char sid_ctx[] = "outpost";

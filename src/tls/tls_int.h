@@ -14,7 +14,8 @@ struct op_tls_ctx {
  * call) into out[] as "reason; reason"; "unknown" when it was empty. */
 void op_tls__errors(char *out, size_t len);
 
-/* The context's info callback: marks a connection that renegotiates. */
-void op_tls__info_cb(const SSL *ssl, int where, int ret);
+/* The context's message callback: fails a connection that renegotiates. */
+void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                    SSL *ssl, void *arg);
 
 #endif
