@@ -7,11 +7,12 @@
  * BIOs, so a handshake never blocks a loop and runs on the worker that owns
  * the connection.
  *
- * A context (one SSL_CTX) is built once on the main thread and shared
- * read-only by every worker, so a session ticket issued on one worker
- * resumes on another. Its settings are the only place the node's TLS policy
- * lives: TLS 1.2 and 1.3 only, AEAD suites with forward secrecy, no
- * renegotiation, no compression, no 0-RTT, ALPN http/1.1.
+ * A context (the certificates of one configuration, chosen by SNI) is built
+ * on the main thread and shared read-only by every worker; with the
+ * process's ticket keys, a session from one worker resumes on another.
+ * tls_ctx.c is the only place the node's TLS policy lives: TLS 1.2 and 1.3
+ * only, AEAD suites with forward secrecy, no renegotiation, no compression,
+ * no 0-RTT, ALPN http/1.1.
  */
 #ifndef OUTPOST_TLS_H
 #define OUTPOST_TLS_H
@@ -20,18 +21,58 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct op_tls_ctx;
 struct op_tls_conn;
+struct op_tls_tickets;
 
-/* A server context from a PEM certificate chain (leaf first) and its private
- * key. 0, or OP_EINVAL with the file and OpenSSL's reason in why[]
- * (unreadable file, not PEM, key that does not match the certificate). */
-int op_tls_server_ctx_new(const char *cert_file, const char *key_file, struct op_tls_ctx **out,
-                          char *why, size_t whylen);
+/* Session ticket keys, one set for the whole process: every context (every
+ * worker, every configuration generation) encrypts tickets with the current
+ * key and accepts the previous one, so a ticket resumes on any worker and
+ * across reloads. Thread-safe: the handshakes of every worker read it, the
+ * main thread rotates it. create: 0 or OP_ENOMEM (no randomness). */
+int op_tls_tickets_create(struct op_tls_tickets **out);
+/* A new current key; the current one becomes the previous (still accepted,
+ * and a ticket under it is renewed), the previous one is forgotten. */
+int op_tls_tickets_rotate(struct op_tls_tickets *tk);
+/* After every context that used it is freed. */
+void op_tls_tickets_destroy(struct op_tls_tickets *tk);
+
+struct op_tls_server_config {
+    struct op_tls_tickets *tickets; /* borrowed: outlives the context; NULL = no tickets */
+    uint64_t ticket_lifetime_s;     /* what a client is told a ticket is good for */
+    uint32_t session_cache;         /* sessions kept by the server for clients without
+                                       tickets; 0 = none */
+    bool reject_unknown_sni;        /* no default certificate: a handshake whose SNI names
+                                       no host fails with unrecognized_name */
+};
+
+/* A server context: the node's TLS policy and, once certificates are added,
+ * what each SNI name gets. Made on the main thread, then shared read-only by
+ * every worker. 0 or OP_ENOMEM. */
+int op_tls_ctx_create(const struct op_tls_server_config *cfg, struct op_tls_ctx **out);
+/* Add a certificate chain (PEM, leaf first) and its private key for <host>
+ * (matched against SNI without case), or for every other name when <host>
+ * is NULL (the default). A host takes one RSA and one ECDSA pair side by
+ * side; a client gets the ECDSA one when it can use it. Checks that the key
+ * matches, that the leaf is valid now (an expired or not yet valid
+ * certificate is an error) and warns (logged) when the key file can be read
+ * by others than its owner and root. 0, or OP_EINVAL with the file and the
+ * reason in why[]; OP_ENOMEM. Before the context is shared only. */
+int op_tls_ctx_add_cert(struct op_tls_ctx *ctx, const char *host, const char *cert_file,
+                        const char *key_file, char *why, size_t whylen);
+/* Whether a default certificate was added. */
+bool op_tls_ctx_has_default(const struct op_tls_ctx *ctx);
+/* The earliest notAfter of the certificates added, as a Unix time; 0 for
+ * none. */
+int64_t op_tls_ctx_first_expiry(const struct op_tls_ctx *ctx);
+/* Drop the creator's reference: the context goes once the last connection
+ * made on it is freed (any thread). */
 void op_tls_ctx_free(struct op_tls_ctx *ctx);
 
-/* One server-side connection on <ctx>; NULL when out of memory. */
+/* One server-side connection on <ctx> (it holds a reference); NULL when
+ * out of memory. */
 struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx);
 void op_tls_conn_free(struct op_tls_conn *t);
 
@@ -65,6 +106,10 @@ bool op_tls_conn_has_pending(const struct op_tls_conn *t);
 const char *op_tls_conn_version(const struct op_tls_conn *t);
 /* The SNI name the client sent, or NULL. */
 const char *op_tls_conn_sni(const struct op_tls_conn *t);
+/* The host whose certificate SNI chose, as added; NULL for the default. */
+const char *op_tls_conn_host(const struct op_tls_conn *t);
+/* The handshake failed because SNI named no host and there is no default. */
+bool op_tls_conn_failed_sni(const struct op_tls_conn *t);
 /* True when the handshake resumed a session. */
 bool op_tls_conn_resumed(const struct op_tls_conn *t);
 

@@ -16,6 +16,7 @@
 
 struct op_tls_conn {
     unsigned magic;
+    struct op_tls_ctx *ctx; /* ref */
     SSL *ssl;
     BIO *rbio; /* owned by ssl */
     BIO *wbio; /* owned by ssl */
@@ -23,6 +24,8 @@ struct op_tls_conn {
     bool failed;
     bool held;                     /* the last input stopped because <plain> was full */
     bool reneg;                    /* the peer began a handshake after the first (TLS 1.2) */
+    bool sni_failed;               /* SNI named no host and there is no default */
+    const char *host;              /* borrowed from ctx: the host SNI chose; NULL default */
     size_t rbio_bytes, wbio_bytes; /* through each BIO since it was made */
 };
 
@@ -42,7 +45,7 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
     struct op_tls_conn *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->ssl = SSL_new(ctx->ssl);
+    t->ssl = SSL_new(ctx->base.ssl);
     t->rbio = mem_bio(true);
     t->wbio = mem_bio(false);
     if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
@@ -56,6 +59,8 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
+    op_tls__ctx_ref(ctx);
+    t->ctx = ctx;
     t->magic = OP_TLS_CONN_MAGIC;
     return t;
 }
@@ -66,6 +71,7 @@ void op_tls_conn_free(struct op_tls_conn *t)
         return;
     OP_CHECK_OBJ(t, OP_TLS_CONN_MAGIC);
     SSL_free(t->ssl); /* frees both BIOs */
+    op_tls__ctx_unref(t->ctx);
     t->magic = 0;
     free(t);
 }
@@ -90,6 +96,15 @@ void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf,
         t->reneg = true;
         (void)BIO_reset(t->rbio);
     }
+}
+
+void op_tls__conn_sni(SSL *ssl, const char *host, bool failed)
+{
+    struct op_tls_conn *t = SSL_get_app_data(ssl);
+    if (t == NULL)
+        return;
+    t->host = host;
+    t->sni_failed = failed;
 }
 
 /* Replace an empty memory BIO that has grown (see BIO_RECYCLE). */
@@ -266,6 +281,16 @@ const char *op_tls_conn_version(const struct op_tls_conn *t)
 const char *op_tls_conn_sni(const struct op_tls_conn *t)
 {
     return SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+const char *op_tls_conn_host(const struct op_tls_conn *t)
+{
+    return t->host;
+}
+
+bool op_tls_conn_failed_sni(const struct op_tls_conn *t)
+{
+    return t->sni_failed;
 }
 
 bool op_tls_conn_resumed(const struct op_tls_conn *t)

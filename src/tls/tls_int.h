@@ -5,10 +5,31 @@
 #include "outpost/tls.h"
 
 #include <openssl/ssl.h>
+#include <stdatomic.h>
+
+#define OP_TLS_MAX_HOSTS 4096 /* SNI names one context answers */
+
+/* The certificates of one name: one SSL_CTX with the node's policy holding
+ * up to one RSA and one ECDSA pair. */
+struct op_tls_host {
+    char *name;   /* owned; NULL for the default */
+    SSL_CTX *ssl; /* owned */
+    bool has_rsa, has_ecdsa;
+};
 
 struct op_tls_ctx {
-    SSL_CTX *ssl;
+    atomic_uint refs; /* the creator's and one per connection */
+    struct op_tls_server_config cfg;
+    struct op_tls_host base; /* every connection starts here: the default's */
+    bool has_default;
+    struct op_tls_host *hosts; /* owned: nhosts, by name */
+    size_t nhosts;
+    int64_t first_expiry;
 };
+
+/* A connection's reference. */
+void op_tls__ctx_ref(struct op_tls_ctx *ctx);
+void op_tls__ctx_unref(struct op_tls_ctx *ctx);
 
 /* Drain OpenSSL's error queue (every entry, so none is blamed on a later
  * call) into out[] as "reason; reason"; "unknown" when it was empty. */
@@ -17,5 +38,12 @@ void op_tls__errors(char *out, size_t len);
 /* The context's message callback: fails a connection that renegotiates. */
 void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
                     SSL *ssl, void *arg);
+
+/* SNI chose <host>'s certificate (NULL: the default), or none (<failed>). */
+void op_tls__conn_sni(SSL *ssl, const char *host, bool failed);
+
+/* The ticket key callback of every context (SSL_CTX_set_tlsext_ticket_key_evp_cb). */
+int op_tls__ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                      EVP_MAC_CTX *hctx, int enc);
 
 #endif

@@ -22,7 +22,16 @@ static void ctx_once(void)
         abort();
     snprintf(crt, sizeof(crt), "%s/leaf.crt", dir);
     snprintf(key, sizeof(key), "%s/leaf.key", dir);
-    if (op_tls_server_ctx_new(crt, key, &ctx, why, sizeof(why)) != 0)
+    /* tickets and a second name, so hostile tickets and SNI names reach
+     * their callbacks */
+    struct op_tls_tickets *tk;
+    if (op_tls_tickets_create(&tk) != 0)
+        abort();
+    struct op_tls_server_config cfg = {.tickets = tk, .ticket_lifetime_s = 3600,
+                                       .session_cache = 64};
+    if (op_tls_ctx_create(&cfg, &ctx) != 0 ||
+        op_tls_ctx_add_cert(ctx, NULL, crt, key, why, sizeof(why)) != 0 ||
+        op_tls_ctx_add_cert(ctx, "a.test", crt, key, why, sizeof(why)) != 0)
         abort();
     unlink(crt);
     unlink(key);

@@ -14,9 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[256], crt[300], key[300], other_key[300];
+static struct op_tls_tickets *tickets;
+
+/* <dir>/<name>.crt or .key */
+static const char *file(const char *name, const char *ext)
+{
+    static char paths[8][320];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, sizeof(paths[0]), "%s/%s.%s", dir, name, ext);
+    return p;
+}
 
 struct client {
     SSL_CTX *ctx;
@@ -24,8 +36,9 @@ struct client {
     BIO *rbio, *wbio;
 };
 
-static void client_init(struct client *cl, int max_version, const unsigned char *alpn,
-                        unsigned alpn_len)
+/* A client sending <sni> (NULL: none) that trusts only <ca>. */
+static void client_init_for(struct client *cl, int max_version, const unsigned char *alpn,
+                            unsigned alpn_len, const char *sni, const char *ca)
 {
     cl->ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(cl->ctx);
@@ -33,7 +46,7 @@ static void client_init(struct client *cl, int max_version, const unsigned char 
     SSL_CTX_set_min_proto_version(cl->ctx, 0);
     if (max_version < TLS1_2_VERSION)
         SSL_CTX_set_security_level(cl->ctx, 0);
-    assert_int_equal(SSL_CTX_load_verify_locations(cl->ctx, crt, NULL), 1);
+    assert_int_equal(SSL_CTX_load_verify_locations(cl->ctx, ca, NULL), 1);
     SSL_CTX_set_verify(cl->ctx, SSL_VERIFY_PEER, NULL);
     cl->ssl = SSL_new(cl->ctx);
     cl->rbio = BIO_new(BIO_s_mem());
@@ -41,10 +54,18 @@ static void client_init(struct client *cl, int max_version, const unsigned char 
     BIO_set_mem_eof_return(cl->rbio, -1);
     SSL_set_bio(cl->ssl, cl->rbio, cl->wbio);
     SSL_set_connect_state(cl->ssl);
-    SSL_set_tlsext_host_name(cl->ssl, "localhost");
-    SSL_set1_host(cl->ssl, "localhost");
+    if (sni != NULL) {
+        SSL_set_tlsext_host_name(cl->ssl, sni);
+        SSL_set1_host(cl->ssl, sni);
+    }
     if (alpn != NULL)
         SSL_set_alpn_protos(cl->ssl, alpn, alpn_len);
+}
+
+static void client_init(struct client *cl, int max_version, const unsigned char *alpn,
+                        unsigned alpn_len)
+{
+    client_init_for(cl, max_version, alpn, alpn_len, "localhost", crt);
 }
 
 static void client_fini(struct client *cl)
@@ -117,6 +138,31 @@ static int emit(struct op_tls_conn *t, const char *p, size_t len)
     return rc;
 }
 
+/* A context with the default (localhost) certificate, a.test's and b.test's
+ * two; <reject>: no default, unknown names refused. */
+static struct op_tls_ctx *server_ctx(struct op_tls_tickets *tk, bool reject)
+{
+    struct op_tls_server_config cfg = {.tickets = tk,
+                                       .ticket_lifetime_s = 3600,
+                                       .reject_unknown_sni = reject};
+    struct op_tls_ctx *ctx;
+    char why[512];
+    assert_int_equal(op_tls_ctx_create(&cfg, &ctx), 0);
+    if (!reject)
+        assert_int_equal(op_tls_ctx_add_cert(ctx, NULL, crt, key, why, sizeof(why)), 0);
+    assert_int_equal(op_tls_ctx_add_cert(ctx, "A.test", file("a", "crt"), file("a", "key"), why,
+                                         sizeof(why)),
+                     0);
+    assert_int_equal(op_tls_ctx_add_cert(ctx, "b.test", file("b-rsa", "crt"),
+                                         file("b-rsa", "key"), why, sizeof(why)),
+                     0);
+    assert_int_equal(op_tls_ctx_add_cert(ctx, "b.test", file("b-ec", "crt"), file("b-ec", "key"),
+                                         why, sizeof(why)),
+                     0);
+    assert_int_equal(op_tls_ctx_has_default(ctx), !reject);
+    return ctx;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -129,8 +175,13 @@ static int setup(void **state)
     snprintf(crt, sizeof(crt), "%s/leaf.crt", dir);
     snprintf(key, sizeof(key), "%s/leaf.key", dir);
     snprintf(other_key, sizeof(other_key), "%s/other.key", dir);
-    char why[512];
-    assert_int_equal(op_tls_server_ctx_new(crt, key, &sctx, why, sizeof(why)), 0);
+    assert_int_equal(tls_testcert_make(dir, "a", "a.test", false, 0, 30), 0);
+    assert_int_equal(tls_testcert_make(dir, "b-ec", "b.test", false, 0, 30), 0);
+    assert_int_equal(tls_testcert_make(dir, "b-rsa", "b.test", true, 0, 30), 0);
+    assert_int_equal(tls_testcert_make(dir, "expired", "localhost", false, -30, -1), 0);
+    assert_int_equal(tls_testcert_make(dir, "future", "localhost", false, 2, 30), 0);
+    assert_int_equal(op_tls_tickets_create(&tickets), 0);
+    sctx = server_ctx(tickets, false);
     return 0;
 }
 
@@ -138,6 +189,7 @@ static int teardown(void **state)
 {
     (void)state;
     op_tls_ctx_free(sctx);
+    op_tls_tickets_destroy(tickets);
     return 0;
 }
 
@@ -349,21 +401,212 @@ static void test_resumption_across_connections(void **state)
     op_buf_fini(&plain);
 }
 
-static void test_ctx_errors_name_the_file(void **state)
+/* The key type of the certificate the client was given. */
+static int peer_key_type(struct client *cl)
+{
+    X509 *x = SSL_get0_peer_certificate(cl->ssl);
+    assert_non_null(x);
+    return EVP_PKEY_get_base_id(X509_get0_pubkey(x));
+}
+
+/* A handshake of a client sending <sni>, trusting <ca> and checking that the
+ * certificate names <verify> (NULL: any), on <ctx>. */
+static int handshake_verify(struct op_tls_ctx *ctx, struct pair *p, int max_version,
+                            const char *sni, const char *ca, const char *verify)
+{
+    struct op_buf plain;
+    op_buf_init(&plain, 1 << 16);
+    p->t = op_tls_conn_new(ctx);
+    assert_non_null(p->t);
+    client_init_for(&p->cl, max_version, NULL, 0, sni, ca);
+    SSL_set1_host(p->cl.ssl, verify);
+    int rc = pump(&p->cl, p->t, &plain);
+    op_buf_fini(&plain);
+    return rc;
+}
+
+/* The same, checking the name SNI sent. */
+static int handshake_on(struct op_tls_ctx *ctx, struct pair *p, int max_version, const char *sni,
+                        const char *ca)
+{
+    return handshake_verify(ctx, p, max_version, sni, ca, sni);
+}
+
+/* SNI picks the host's certificate, without case; an unknown name or none
+ * gets the default; with reject_unknown_sni both fail with an alert. */
+static void test_sni_selects_certificate(void **state)
 {
     (void)state;
+    static const struct {
+        const char *sni, *ca, *host;
+    } cases[] = {
+        {"a.test", "a", "a.test"},
+        {"A.TEST", "a", "a.test"},
+        {"unknown.test", "leaf", NULL},
+        {NULL, "leaf", NULL},
+    };
+    /* the certificate names the host SNI chose, or localhost for the default */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct pair pr;
+        /* a verified handshake: the client trusts that one certificate only */
+        if (handshake_verify(sctx, &pr, TLS1_3_VERSION, cases[i].sni, file(cases[i].ca, "crt"),
+                             cases[i].host ? cases[i].host : "localhost") != 0)
+            fail_msg("case %zu: handshake failed", i);
+        assert_true(op_tls_conn_established(pr.t));
+        assert_int_equal(SSL_get_verify_result(pr.cl.ssl), X509_V_OK);
+        if (cases[i].host == NULL)
+            assert_null(op_tls_conn_host(pr.t));
+        else
+            assert_string_equal(op_tls_conn_host(pr.t), cases[i].host);
+        assert_false(op_tls_conn_failed_sni(pr.t));
+        pair_close(&pr);
+    }
+
+    struct op_tls_ctx *strict = server_ctx(NULL, true);
+    const char *refused[] = {"unknown.test", NULL};
+    for (size_t i = 0; i < 2; i++) {
+        struct pair pr;
+        assert_int_equal(handshake_on(strict, &pr, TLS1_3_VERSION, refused[i], crt), OP_EPARSE);
+        assert_false(op_tls_conn_established(pr.t));
+        assert_true(op_tls_conn_failed_sni(pr.t));
+        /* the client is told why: unrecognized_name (RFC 6066 §3) */
+        ERR_clear_error();
+        assert_true(SSL_do_handshake(pr.cl.ssl) <= 0);
+        assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), SSL_R_TLSV1_UNRECOGNIZED_NAME);
+        pair_close(&pr);
+    }
+    struct pair pr;
+    assert_int_equal(handshake_on(strict, &pr, TLS1_3_VERSION, "a.test", file("a", "crt")), 0);
+    assert_true(op_tls_conn_established(pr.t));
+    op_tls_ctx_free(strict); /* the connection keeps it alive */
+    assert_int_equal(emit(pr.t, "still here", 10), 0);
+    pair_close(&pr);
+}
+
+/* One name with an RSA and an ECDSA pair: each client gets what it can use. */
+static void test_rsa_and_ecdsa_side_by_side(void **state)
+{
+    (void)state;
+    struct pair pr;
+    assert_int_equal(handshake_on(sctx, &pr, TLS1_3_VERSION, "b.test", file("b-ec", "crt")), 0);
+    assert_int_equal(peer_key_type(&pr.cl), EVP_PKEY_EC);
+    pair_close(&pr);
+
+    /* a client that signs with RSA only */
+    pr.t = op_tls_conn_new(sctx);
+    client_init_for(&pr.cl, TLS1_3_VERSION, NULL, 0, "b.test", file("b-rsa", "crt"));
+    assert_int_equal(SSL_set1_sigalgs_list(pr.cl.ssl, "rsa_pss_rsae_sha256:rsa_pkcs1_sha256"), 1);
+    struct op_buf plain;
+    op_buf_init(&plain, 1 << 16);
+    assert_int_equal(pump(&pr.cl, pr.t, &plain), 0);
+    assert_true(op_tls_conn_established(pr.t));
+    assert_int_equal(SSL_get_verify_result(pr.cl.ssl), X509_V_OK);
+    assert_int_equal(peer_key_type(&pr.cl), EVP_PKEY_RSA);
+    op_buf_fini(&plain);
+    pair_close(&pr);
+
+    /* TLS 1.2 with RSA key exchange suites only */
+    pr.t = op_tls_conn_new(sctx);
+    client_init_for(&pr.cl, TLS1_2_VERSION, NULL, 0, "b.test", file("b-rsa", "crt"));
+    assert_int_equal(SSL_set_cipher_list(pr.cl.ssl, "ECDHE-RSA-AES128-GCM-SHA256"), 1);
+    op_buf_init(&plain, 1 << 16);
+    assert_int_equal(pump(&pr.cl, pr.t, &plain), 0);
+    assert_int_equal(peer_key_type(&pr.cl), EVP_PKEY_RSA);
+    op_buf_fini(&plain);
+    pair_close(&pr);
+}
+
+/* Tickets sealed by one context open on another with the same keys (another
+ * generation, or any worker), through one rotation; not after two, nor on
+ * a context with other keys. */
+static void test_tickets_across_contexts_and_rotation(void **state)
+{
+    (void)state;
+    struct op_tls_tickets *other_keys;
+    assert_int_equal(op_tls_tickets_create(&other_keys), 0);
+    struct op_tls_ctx *next_gen = server_ctx(tickets, false);
+    struct op_tls_ctx *stranger = server_ctx(other_keys, false);
+    static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+    for (size_t v = 0; v < 2; v++) {
+        SSL_SESSION *sess = NULL;
+        /* step: 0 issue on sctx, 1 resume on next_gen, 2 after a rotation,
+         * 3 on the stranger, 4 after two more rotations */
+        for (int step = 0; step < 5; step++) {
+            if (step == 2 || step == 4)
+                assert_int_equal(op_tls_tickets_rotate(tickets), 0);
+            if (step == 4)
+                assert_int_equal(op_tls_tickets_rotate(tickets), 0);
+            struct op_tls_ctx *on = step == 0 ? sctx : step == 3 ? stranger : next_gen;
+            struct pair pr;
+            pr.t = op_tls_conn_new(on);
+            client_init_for(&pr.cl, versions[v], NULL, 0, "a.test", file("a", "crt"));
+            if (sess != NULL)
+                SSL_set_session(pr.cl.ssl, sess);
+            struct op_buf plain;
+            op_buf_init(&plain, 1 << 16);
+            assert_int_equal(pump(&pr.cl, pr.t, &plain), 0);
+            char b[16];
+            size_t n;
+            SSL_read_ex(pr.cl.ssl, b, sizeof(b), &n); /* TLS 1.3 tickets */
+            bool want = step == 1 || step == 2;
+            if (op_tls_conn_resumed(pr.t) != want)
+                fail_msg("TLS %s step %d: resumed %d", v == 0 ? "1.3" : "1.2", step,
+                         op_tls_conn_resumed(pr.t));
+            if (step == 0) {
+                sess = SSL_get1_session(pr.cl.ssl);
+                assert_true(SSL_SESSION_has_ticket(sess));
+            }
+            SSL_shutdown(pr.cl.ssl);
+            op_buf_fini(&plain);
+            pair_close(&pr);
+        }
+        SSL_SESSION_free(sess);
+    }
+    op_tls_ctx_free(next_gen);
+    op_tls_ctx_free(stranger);
+    op_tls_tickets_destroy(other_keys);
+}
+
+static void test_cert_errors_name_the_file(void **state)
+{
+    (void)state;
+    struct op_tls_server_config cfg = {0};
     struct op_tls_ctx *ctx = NULL;
+    assert_int_equal(op_tls_ctx_create(&cfg, &ctx), 0);
     char why[512];
-    assert_int_equal(op_tls_server_ctx_new("/nonexistent.crt", key, &ctx, why, sizeof(why)),
+    static const struct {
+        const char *host, *cert, *key, *want1, *want2;
+    } cases[] = {
+        {NULL, "/nonexistent.crt", NULL, "certificate /nonexistent.crt", "No such file"},
+        {NULL, NULL, "other", "mismatch", "other.key"},
+        {NULL, "key", "leaf", "certificate", "leaf.key"}, /* a key is not a certificate */
+        {NULL, "expired", "expired", "expired.crt: expired on", " UTC"},
+        {NULL, "future", "future", "future.crt: not valid before", " UTC"},
+        {"b.test", "b-ec", "/nonexistent.key", "private key /nonexistent.key", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *c = cases[i].cert == NULL          ? crt
+                        : cases[i].cert[0] == '/'      ? cases[i].cert
+                        : strcmp(cases[i].cert, "key") == 0 ? key
+                                                            : file(cases[i].cert, "crt");
+        const char *k = cases[i].key == NULL       ? key
+                        : cases[i].key[0] == '/' ? cases[i].key
+                                                 : file(cases[i].key, "key");
+        if (op_tls_ctx_add_cert(ctx, cases[i].host, c, k, why, sizeof(why)) != OP_EINVAL ||
+            strstr(why, cases[i].want1) == NULL || strstr(why, cases[i].want2) == NULL)
+            fail_msg("case %zu: \"%s\"", i, why);
+        assert_int_equal(ERR_peek_error(), 0);
+    }
+    /* a second pair of one key type for one name */
+    assert_int_equal(
+        op_tls_ctx_add_cert(ctx, "b.test", file("b-ec", "crt"), file("b-ec", "key"), why, 512), 0);
+    assert_int_equal(op_tls_ctx_add_cert(ctx, "B.TEST", file("a", "crt"), file("a", "key"), why,
+                                         sizeof(why)),
                      OP_EINVAL);
-    assert_non_null(strstr(why, "certificate /nonexistent.crt"));
-    assert_int_equal(op_tls_server_ctx_new(crt, other_key, &ctx, why, sizeof(why)), OP_EINVAL);
-    assert_non_null(strstr(why, other_key));
-    assert_non_null(strstr(why, "mismatch"));
-    assert_int_equal(op_tls_server_ctx_new(key, key, &ctx, why, sizeof(why)), OP_EINVAL);
-    assert_non_null(strstr(why, "certificate"));
-    assert_null(ctx);
-    assert_int_equal(ERR_peek_error(), 0);
+    assert_non_null(strstr(why, "b.test already has an ECDSA certificate"));
+    assert_false(op_tls_ctx_has_default(ctx));
+    assert_true(op_tls_ctx_first_expiry(ctx) > (int64_t)time(NULL) + 29 * 86400);
+    op_tls_ctx_free(ctx);
 }
 
 int main(void)
@@ -375,7 +618,10 @@ int main(void)
         cmocka_unit_test(test_renegotiation_and_ffdhe_refused),
         cmocka_unit_test(test_stale_error_queue_is_not_ours),
         cmocka_unit_test(test_resumption_across_connections),
-        cmocka_unit_test(test_ctx_errors_name_the_file),
+        cmocka_unit_test(test_sni_selects_certificate),
+        cmocka_unit_test(test_rsa_and_ecdsa_side_by_side),
+        cmocka_unit_test(test_tickets_across_contexts_and_rotation),
+        cmocka_unit_test(test_cert_errors_name_the_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
