@@ -32,6 +32,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: outpost -c FILE [-t]\n"
                  "       outpost --listen HOST:PORT --origin http://HOST:PORT --cache-dir DIR\n"
                  "               [--cache-size SIZE] [--workers N] [--admin-socket PATH]\n"
+                 "               [--listen-tls HOST:PORT --tls-cert FILE --tls-key FILE]\n"
                  "options:\n"
                  "  -c, --config FILE      run from a YAML config (see conf/outpost.yaml)\n"
                  "  -t, --test             check the config and exit: 0 valid, 1 errors\n"
@@ -42,6 +43,9 @@ static void usage(FILE *out)
                  "  --workers N            worker threads (default: online CPUs)\n"
                  "  --admin-socket PATH    admin Unix socket path\n"
                  "  --log-level LEVEL      error, warn, info or debug\n"
+                 "  --listen-tls HOST:PORT quick start: address to accept HTTPS on\n"
+                 "  --tls-cert FILE        quick start: its certificate chain (PEM)\n"
+                 "  --tls-key FILE         quick start: its private key (PEM)\n"
                  "  -V, --version          print the version\n"
                  "exit codes: 0 ok, 1 bad config, 2 bad usage, 3 cannot listen,\n"
                  "            4 cannot open the cache, 5 other start-up failure\n");
@@ -85,6 +89,7 @@ static struct op_conf *config_from_flags(const struct quick *q, size_t n)
 static void sum_metrics(void *arg, struct op_metrics *sum);
 
 struct runtime {
+    struct op_main_tls tls;
     struct op_worker **workers;
     unsigned nworkers;
     struct op_gens gens;
@@ -119,6 +124,7 @@ static void on_signal(uv_signal_t *h, int signum)
     for (unsigned i = 0; i < rt->nworkers; i++)
         op_worker_stop(rt->workers[i]);
     op_gens_stop(&rt->gens);
+    op_main_tls_stop(&rt->tls);
     op_admin_stop(rt->admin);
     uv_close((uv_handle_t *)&rt->sigterm, NULL);
     uv_close((uv_handle_t *)&rt->sigint, NULL);
@@ -129,6 +135,12 @@ static int reload(void *arg, struct op_buf *errors, uint64_t *id)
 {
     struct runtime *rt = arg;
     return op_gens_reload(&rt->gens, errors, id);
+}
+
+static int64_t tls_expiry(void *arg)
+{
+    struct runtime *rt = arg;
+    return op_gens_tls_expiry(&rt->gens);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -151,17 +163,37 @@ static int run(struct op_conf *conf, const char *path)
     op_log_set_level(lvl);
     signal(SIGPIPE, SIG_IGN);
 
-    struct sockaddr_storage listen_addr;
+    struct sockaddr_storage listen_addr, tls_addrs[OP_CONF_MAX_LISTEN];
     if (op_net_resolve(conf->listen_host, conf->listen_port, &listen_addr) != 0)
         return EXIT_START;
+    for (size_t i = 0; i < conf->ntls_listens; i++)
+        if (op_net_resolve(conf->tls_listens[i].host, conf->tls_listens[i].port, &tls_addrs[i]) !=
+            0)
+            return EXIT_START;
+    struct runtime rt = {0};
+    uv_loop_t *loop = uv_default_loop();
+    if (op_main_tls_start(&rt.tls, loop) != 0)
+        return EXIT_START;
+    struct op_tls_ctx *tls_ctx = NULL;
+    struct op_buf errors;
+    op_buf_init(&errors, 1 << 20);
+    if (op_main_tls_ctx(&rt.tls, conf, &tls_ctx, &errors) != 0 ||
+        op_main_tls_check_origins(conf, &errors) != 0) {
+        op_tls_ctx_free(tls_ctx);
+        op_log_error("main", "TLS:\n%.*s", (int)errors.len, errors.data ? errors.data : "");
+        op_buf_fini(&errors);
+        op_main_tls_fini(&rt.tls);
+        return EXIT_CONF;
+    }
+    op_buf_fini(&errors);
     size_t norigins = 0;
     struct op_origin_server *origins = op_main_origins_create(conf, &norigins);
-    if (origins == NULL)
-        return EXIT_START;
-
     struct op_access_log *access = NULL;
-    if (conf->access_log[0] != '\0' && op_access_log_open(conf->access_log, &access) != 0) {
+    if (origins == NULL ||
+        (conf->access_log[0] != '\0' && op_access_log_open(conf->access_log, &access) != 0)) {
         op_main_origins_free(origins, norigins);
+        op_tls_ctx_free(tls_ctx);
+        op_main_tls_fini(&rt.tls);
         return EXIT_START;
     }
     struct op_store *store;
@@ -171,9 +203,10 @@ static int run(struct op_conf *conf, const char *path)
     if (op_store_open(&scfg, &store) != 0) {
         op_access_log_close(access);
         op_main_origins_free(origins, norigins);
+        op_tls_ctx_free(tls_ctx);
+        op_main_tls_fini(&rt.tls);
         return EXIT_STORE;
     }
-    struct runtime rt = {0};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     rt.nworkers = conf->workers ? (unsigned)conf->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     struct op_flight_table *flight;
@@ -181,11 +214,12 @@ static int run(struct op_conf *conf, const char *path)
         op_access_log_close(access);
         op_store_close(store);
         op_main_origins_free(origins, norigins);
+        op_tls_ctx_free(tls_ctx);
+        op_main_tls_fini(&rt.tls);
         return EXIT_START;
     }
     /* the admin socket before the workers: a node already answering on it
      * stops this one before anything else has started */
-    uv_loop_t *loop = uv_default_loop();
     int code = 0;
     if (conf->admin_socket[0] != '\0') {
         struct op_admin_config acfg = {.loop = loop,
@@ -196,6 +230,7 @@ static int run(struct op_conf *conf, const char *path)
                                        .metrics = sum_metrics,
                                        .site_metrics = sum_site_metrics,
                                        .reload = reload,
+                                       .tls_expiry = tls_expiry,
                                        .arg = &rt};
         int arc = op_admin_start(&acfg, &rt.admin);
         if (arc != 0) {
@@ -205,11 +240,22 @@ static int run(struct op_conf *conf, const char *path)
         }
     }
     rt.workers = calloc(rt.nworkers, sizeof(*rt.workers));
+    struct op_worker_config wcfg = {
+        .conf = conf,
+        .store = store,
+        .flight = flight,
+        .listen_addr = &listen_addr,
+        .tls_addrs = tls_addrs,
+        .ntls_addrs = conf->ntls_listens,
+        .servers = origins,
+        .tls = tls_ctx,
+        .access = access,
+    };
     for (unsigned i = 0; code == 0 && rt.workers != NULL && i < rt.nworkers; i++) {
-        int rc =
-            op_worker_create(i, conf, store, flight, &listen_addr, origins, access, &rt.workers[i]);
+        int rc = op_worker_create(i, &wcfg, &rt.workers[i]);
         if (rc != 0) {
-            op_log_error("main", "cannot listen on %s: %s", conf->listen, op_err_msg(rc));
+            op_log_error("main", "cannot listen on %s%s%s: %s", conf->listen,
+                         conf->ntls_listens ? " or " : "", conf->listen_tls, op_err_msg(rc));
             code = EXIT_LISTEN;
             break;
         }
@@ -226,6 +272,8 @@ static int run(struct op_conf *conf, const char *path)
         op_access_log_close(access);
         free(rt.workers);
         op_main_origins_free(origins, norigins);
+        op_tls_ctx_free(tls_ctx);
+        op_main_tls_fini(&rt.tls);
         return code;
     }
     for (unsigned i = 0; i < rt.nworkers; i++) {
@@ -235,7 +283,8 @@ static int run(struct op_conf *conf, const char *path)
         }
     }
     /* generation 1: the origins are the generations' from now on */
-    if (op_gens_init(&rt.gens, loop, path, conf, origins, norigins, rt.workers, rt.nworkers) != 0) {
+    if (op_gens_init(&rt.gens, loop, path, conf, origins, norigins, tls_ctx, &rt.tls, rt.workers,
+                     rt.nworkers) != 0) {
         op_log_error("main", "cannot start the origin health checks: out of memory");
         exit(EXIT_START);
     }
@@ -246,8 +295,10 @@ static int run(struct op_conf *conf, const char *path)
     uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
     uv_signal_start(&rt.sigint, on_signal, SIGINT);
     uv_signal_start(&rt.sighup, on_sighup, SIGHUP);
-    op_log_info("main", "ready: listening on http://%s:%u with %u workers, cache %s",
-                conf->listen_host, conf->listen_port, rt.nworkers, conf->cache_dir);
+    op_main_tls_retime(&rt.tls, conf);
+    op_log_info("main", "ready: listening on http://%s:%u%s%s with %u workers, cache %s",
+                conf->listen_host, conf->listen_port, conf->ntls_listens ? " and https://" : "",
+                conf->listen_tls, rt.nworkers, conf->cache_dir);
     uv_run(loop, UV_RUN_DEFAULT);
 
     for (unsigned i = 0; i < rt.nworkers; i++)
@@ -257,6 +308,7 @@ static int run(struct op_conf *conf, const char *path)
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_destroy(rt.workers[i]);
     op_gens_fini(&rt.gens); /* the configurations reloaded since start, and their origins */
+    op_main_tls_fini(&rt.tls);
     op_flight_table_destroy(flight);
     op_access_log_close(access); /* after the workers handed over their last lines */
     uv_loop_close(loop);
@@ -267,7 +319,18 @@ static int run(struct op_conf *conf, const char *path)
 
 int main(int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_ORIGIN, O_CACHE_DIR, O_CACHE_SIZE, O_WORKERS, O_ADMIN, O_LOG };
+    enum {
+        O_LISTEN = 256,
+        O_ORIGIN,
+        O_CACHE_DIR,
+        O_CACHE_SIZE,
+        O_WORKERS,
+        O_ADMIN,
+        O_LOG,
+        O_LISTEN_TLS,
+        O_TLS_CERT,
+        O_TLS_KEY
+    };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
@@ -280,6 +343,9 @@ int main(int argc, char **argv)
         {"workers", required_argument, NULL, O_WORKERS},
         {"admin-socket", required_argument, NULL, O_ADMIN},
         {"log-level", required_argument, NULL, O_LOG},
+        {"listen-tls", required_argument, NULL, O_LISTEN_TLS},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
         {NULL, 0, NULL, 0},
     };
     /* Blocks of 1 MiB and more (bodies, stale copies) are mapped each on its
@@ -289,7 +355,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     const char *config = NULL;
     bool test = false;
-    struct quick q[8];
+    struct quick q[16];
     size_t nq = 0;
     bool have_origin = false, have_listen = false, have_dir = false;
     int opt;
@@ -315,10 +381,15 @@ int main(int argc, char **argv)
         case O_WORKERS: q[nq++] = (struct quick){"workers", optarg, false}; break;
         case O_ADMIN: q[nq++] = (struct quick){"admin_socket", optarg, false}; break;
         case O_LOG: q[nq++] = (struct quick){"log_level", optarg, false}; break;
+        case O_LISTEN_TLS: q[nq++] = (struct quick){"listen_tls", optarg, false}; break;
+        case O_TLS_CERT: q[nq++] = (struct quick){"tls_cert", optarg, false}; break;
+        case O_TLS_KEY: q[nq++] = (struct quick){"tls_key", optarg, false}; break;
         default: usage(stderr); return EXIT_USAGE;
         }
-        if (nq == sizeof(q) / sizeof(q[0]))
-            break;
+        if (nq == sizeof(q) / sizeof(q[0])) {
+            fprintf(stderr, "outpost: too many options\n");
+            return EXIT_USAGE;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "outpost: unexpected argument: %s\n", argv[optind]);
@@ -351,9 +422,21 @@ int main(int argc, char **argv)
             return EXIT_CONF;
     }
     if (test) {
-        printf("%s: configuration ok\n", conf->path);
+        /* certificates and keys are read as a start would read them */
+        struct op_tls_ctx *tls_ctx = NULL;
+        struct op_buf errors;
+        op_buf_init(&errors, 1 << 20);
+        int rc = op_main_tls_ctx(NULL, conf, &tls_ctx, &errors);
+        if (op_main_tls_check_origins(conf, &errors) != 0)
+            rc = OP_EINVAL;
+        op_tls_ctx_free(tls_ctx);
+        if (rc != 0)
+            fprintf(stderr, "%.*s", (int)errors.len, errors.data ? errors.data : "");
+        else
+            printf("%s: configuration ok\n", conf->path);
+        op_buf_fini(&errors);
         op_conf_free(conf);
-        return 0;
+        return rc != 0 ? EXIT_CONF : 0;
     }
     int code = run(conf, config);
     op_conf_free(conf);

@@ -3,8 +3,29 @@
 
 #include "outpost/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The name an https origin is asked for (SNI) and must prove (its
+ * certificate): host_header's host when set, since that is the site the
+ * origin serves, else the origin's own host. */
+static void origin_tls_name(const struct op_conf_site *site, const struct op_conf_origin *o,
+                            char *out, size_t len)
+{
+    const char *h = site->host_header[0] != '\0' ? site->host_header : o->host;
+    size_t n = strlen(h);
+    if (h == site->host_header) { /* HOST[:PORT] or [V6][:PORT] */
+        if (h[0] == '[') {
+            const char *end = strchr(h, ']');
+            h++;
+            n = end != NULL ? (size_t)(end - h) : strlen(h);
+        } else if (strchr(h, ':') != NULL) {
+            n = (size_t)(strchr(h, ':') - h);
+        }
+    }
+    snprintf(out, len, "%.*s", (int)n, h);
+}
 
 struct op_origin_server *op_main_origins_create(const struct op_conf *conf, size_t *n)
 {
@@ -19,6 +40,8 @@ struct op_origin_server *op_main_origins_create(const struct op_conf *conf, size
         const struct op_conf_site *site = &conf->sites[i];
         for (size_t j = 0; j < site->norigins; j++) {
             const struct op_conf_origin *o = &site->origins[j];
+            char tls_name[256];
+            origin_tls_name(site, o, tls_name, sizeof(tls_name));
             struct op_origin_spec spec = {
                 .name = o->url,
                 .host = o->host,
@@ -33,6 +56,10 @@ struct op_origin_server *op_main_origins_create(const struct op_conf *conf, size
                 .check_timeout_ms = site->health_check_timeout_ms,
                 .check_rise = (uint32_t)site->health_check_rise,
                 .check_fall = (uint32_t)site->health_check_fall,
+                .tls = o->tls,
+                .tls_name = tls_name,
+                .tls_ca = site->origin_ca,
+                .tls_verify = site->origin_tls_verify,
             };
             if (op_origin_server_init(&s[k], &spec) != 0) {
                 while (k > 0)
@@ -60,7 +87,8 @@ struct op_main_gen {
     bool owns_conf;
     struct op_origin_server *servers; /* owned */
     size_t nservers;
-    unsigned released; /* workers done with it */
+    struct op_tls_ctx *tls; /* owned (connections on it hold their own references) */
+    unsigned released;      /* workers done with it */
     bool closing;
     uv_timer_t reaper; /* frees it a loop turn after its watches stopped */
     struct op_main_gen *next;
@@ -69,6 +97,7 @@ struct op_main_gen {
 static void gen_free(struct op_main_gen *mg)
 {
     op_main_origins_free(mg->servers, mg->nservers);
+    op_tls_ctx_free(mg->tls);
     if (mg->owns_conf)
         op_conf_free(mg->conf);
     free(mg);
@@ -128,11 +157,12 @@ static void on_async(uv_async_t *h)
 }
 
 int op_gens_init(struct op_gens *g, uv_loop_t *loop, const char *path, const struct op_conf *conf,
-                 struct op_origin_server *servers, size_t nservers, struct op_worker **workers,
-                 unsigned nworkers)
+                 struct op_origin_server *servers, size_t nservers, struct op_tls_ctx *tls_ctx,
+                 struct op_main_tls *tls, struct op_worker **workers, unsigned nworkers)
 {
     memset(g, 0, sizeof(*g));
     g->loop = loop;
+    g->tls = tls;
     g->workers = workers;
     g->nworkers = nworkers;
     g->path = path ? strdup(path) : NULL;
@@ -145,6 +175,7 @@ int op_gens_init(struct op_gens *g, uv_loop_t *loop, const char *path, const str
     mg->conf = (struct op_conf *)conf;
     mg->servers = servers;
     mg->nservers = nservers;
+    mg->tls = tls_ctx;
     g->list = mg;
     uv_async_init(loop, &g->async, on_async);
     g->async.data = g;
@@ -165,6 +196,7 @@ static void immutable(const struct op_conf *a, const struct op_conf *b, struct o
     if (a->k != b->k)                                                                              \
         op_buf_appendf(errors, "%s: " #k ": changing it needs a restart\n", b->path);
     SAME_STR(listen)
+    SAME_STR(listen_tls)
     SAME_NUM(workers)
     SAME_STR(cache_dir)
     SAME_NUM(cache_size)
@@ -195,17 +227,30 @@ int op_gens_reload(struct op_gens *g, struct op_buf *errors, uint64_t *id)
         op_conf_free(conf);
         return OP_EINVAL;
     }
+    /* new certificates: new handshakes get them, established connections
+     * keep the context they began on */
+    struct op_tls_ctx *tls_ctx = NULL;
+    if (op_main_tls_ctx(g->tls, conf, &tls_ctx, errors) != 0 ||
+        op_main_tls_check_origins(conf, errors) != 0) {
+        op_tls_ctx_free(tls_ctx);
+        op_conf_free(conf);
+        return OP_EINVAL;
+    }
     size_t n = 0;
     struct op_origin_server *servers = op_main_origins_create(conf, &n);
     if (servers == NULL) {
-        op_buf_appendf(errors, "%s: an origin name does not resolve (see the error log)\n",
+        op_buf_appendf(errors,
+                       "%s: an origin could not be set up: its name does not resolve, or its "
+                       "origin_ca cannot be read (see the error log)\n",
                        g->path);
+        op_tls_ctx_free(tls_ctx);
         op_conf_free(conf);
         return OP_EINVAL;
     }
     struct op_main_gen *mg = calloc(1, sizeof(*mg));
     if (mg == NULL) {
         op_main_origins_free(servers, n);
+        op_tls_ctx_free(tls_ctx);
         op_conf_free(conf);
         op_buf_appendf(errors, "out of memory\n");
         return OP_ENOMEM;
@@ -215,6 +260,7 @@ int op_gens_reload(struct op_gens *g, struct op_buf *errors, uint64_t *id)
     mg->owns_conf = true;
     mg->servers = servers;
     mg->nservers = n;
+    mg->tls = tls_ctx;
     struct op_main_gen *old = g->list;
     mg->next = old;
     g->list = mg;
@@ -224,8 +270,9 @@ int op_gens_reload(struct op_gens *g, struct op_buf *errors, uint64_t *id)
     enum op_log_level lvl = OP_LOG_INFO;
     op_log_level_parse(conf->log_level, &lvl);
     op_log_set_level(lvl);
+    op_main_tls_retime(g->tls, conf);
     for (unsigned i = 0; i < g->nworkers; i++) {
-        if (op_worker_reload(g->workers[i], mg->id, conf, servers) != 0)
+        if (op_worker_reload(g->workers[i], mg->id, conf, servers, tls_ctx) != 0)
             op_log_error("main", "w%u: cannot send it configuration %llu", i,
                          (unsigned long long)mg->id);
     }
@@ -237,6 +284,11 @@ int op_gens_reload(struct op_gens *g, struct op_buf *errors, uint64_t *id)
                 (unsigned long long)mg->id, g->path);
     *id = mg->id;
     return 0;
+}
+
+int64_t op_gens_tls_expiry(const struct op_gens *g)
+{
+    return g->list != NULL && g->list->tls != NULL ? op_tls_ctx_first_expiry(g->list->tls) : 0;
 }
 
 void op_gens_stop(struct op_gens *g)

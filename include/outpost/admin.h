@@ -44,6 +44,9 @@ struct op_admin_config {
     /* Reload the config file: 0 with *id, or non-zero with the reasons in
      * <errors>, one per line (the old config stays). */
     int (*reload)(void *arg, struct op_buf *errors, uint64_t *id);
+    /* The earliest notAfter (Unix time) of the certificates new TLS
+     * connections get; 0 without TLS. */
+    int64_t (*tls_expiry)(void *arg);
     void *arg;
 };
 

@@ -14,9 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* One origin server of a site, parsed from "http://HOST[:PORT] [weight=N]". */
+/* One origin server of a site, parsed from "http[s]://HOST[:PORT] [weight=N]". */
 struct op_conf_origin {
-    char *url;  /* owned: http://HOST[:PORT] as written */
+    char *url;  /* owned: http[s]://HOST[:PORT] as written */
+    bool tls;   /* https: TLS to it, port 443 by default */
     char *host; /* owned: a name (re-resolved while running) or an address */
     uint16_t port;
     uint32_t weight; /* share of requests relative to the site's other origins */
@@ -31,6 +32,8 @@ struct op_conf_site {
     struct op_conf_origin *origins; /* owned: norigins >= 1 once validated */
     size_t norigins;
     char *host_header; /* owned: "" passes the client's Host; otherwise sent as Host */
+    char *origin_ca;   /* owned: CA file for https origins; "" = the system bundle */
+    bool origin_tls_verify;
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
@@ -55,6 +58,10 @@ struct op_conf_site {
     uint64_t health_check_fall; /* failed checks in a row that mark an origin down */
     char *error_page;           /* owned: path of an HTML template; "" = built in */
     char *error_page_html;      /* owned: its contents, read at load; NULL = built in */
+    char *tls_cert;             /* owned: certificate chain files, separated by commas; "" none */
+    char *tls_key;              /* owned: their keys, in the same order */
+    bool https_redirect;        /* plain requests get 308 to https */
+    bool schemes_share_cache;   /* http and https requests share cached objects */
 };
 
 /* A network in purge_allow: ADDR/BITS. */
@@ -65,13 +72,30 @@ struct op_conf_net {
 };
 #define OP_CONF_MAX_NETS 64
 
+/* One address of listen_tls. */
+struct op_conf_listen {
+    char *host; /* owned */
+    uint16_t port;
+};
+#define OP_CONF_MAX_LISTEN 16
+
 struct op_conf {
     char *path;        /* owned: file it came from, or "command line" */
     char *listen;      /* owned: HOST:PORT as written */
     char *listen_host; /* owned */
     uint16_t listen_port;
-    uint64_t workers; /* 0 = online CPUs */
-    char *cache_dir;  /* owned */
+    char *listen_tls;                   /* owned: as written; "" = no TLS listener */
+    struct op_conf_listen *tls_listens; /* owned: parsed from listen_tls */
+    size_t ntls_listens;
+    char *tls_cert;        /* owned: the default certificate chain files, separated by commas */
+    char *tls_key;         /* owned: their keys, in the same order */
+    char *tls_unknown_sni; /* owned: "default" or "reject" */
+    uint64_t tls_handshake_timeout_ms;
+    uint64_t tls_max_handshakes;   /* handshakes under way per worker */
+    uint64_t tls_ticket_rotate_ms; /* a new ticket key this often; 0 = no tickets */
+    uint64_t tls_session_cache;    /* server-side sessions kept; 0 = none */
+    uint64_t workers;              /* 0 = online CPUs */
+    char *cache_dir;               /* owned */
     uint64_t cache_size;
     uint64_t max_object_size;
     char *admin_socket;             /* owned: "" = none */
@@ -103,7 +127,10 @@ enum op_conf_type {
     OP_CONF_DURATION,
     OP_CONF_INT,
     OP_CONF_ADDR,
-    OP_CONF_URL
+    OP_CONF_URL,
+    OP_CONF_ADDRS, /* "HOST:PORT, HOST:PORT" (listen_tls) */
+    OP_CONF_FILES, /* "PATH, PATH" as written (tls_cert, tls_key) */
+    OP_CONF_BOOL   /* true or false, into a bool */
 };
 
 struct op_conf_key {
@@ -117,7 +144,8 @@ struct op_conf_key {
     const char *doc;
 };
 
-/* The key tables, each ended by an entry with name == NULL. */
+/* The key tables, each ended by an entry with name == NULL. Keys of type
+ * URL, ADDRS and FILES take a YAML list too. */
 extern const struct op_conf_key op_conf_top_keys[];
 extern const struct op_conf_key op_conf_site_keys[];
 
@@ -138,6 +166,10 @@ int op_conf_set(struct op_conf *conf, struct op_conf_site *site, const char *key
  * messages appended to <errors>. */
 int op_conf_validate(const struct op_conf *conf, struct op_buf *errors);
 void op_conf_free(struct op_conf *conf);
+
+/* The i-th of a comma-separated list (tls_cert, tls_key) into out[],
+ * blanks trimmed; false past the end or when it does not fit. */
+bool op_conf_list_item(const char *list, size_t i, char *out, size_t len);
 
 /* Is <addr> ("1.2.3.4" or "::1") inside one of <nets>? */
 bool op_conf_net_match(const struct op_conf_net *nets, size_t n, const char *addr);

@@ -32,7 +32,11 @@
     X(EFULL, 503, "a configured limit is reached")                                                 \
     X(ECLOSED, 502, "connection closed")                                                           \
     X(EAGAIN, 503, "try again")                                                                    \
-    X(EADDRINUSE, 500, "address already in use")
+    X(EADDRINUSE, 500, "address already in use")                                                   \
+    X(ETLSVERIFY, 502, "the origin's certificate failed verification")                             \
+    X(ETLSPLAIN, 502, "the origin speaks plain HTTP, not TLS")                                     \
+    X(ETLS, 502, "the TLS handshake with the origin failed")                                       \
+    X(ETLSTIMEOUT, 504, "the TLS handshake with the origin timed out")
 
 enum op_err {
 #define X(name, status, msg) OP_##name,

@@ -13,6 +13,7 @@
 #include "outpost/core.h"
 #include "outpost/http.h"
 #include "outpost/log.h"
+#include "outpost/tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,8 +36,12 @@ struct op_origin_spec {
     const char *check_host;       /* Host sent with the checks; "": HOST:PORT */
     uint64_t check_interval_ms;
     uint64_t check_timeout_ms;
-    uint32_t check_rise; /* good checks in a row that bring it back */
-    uint32_t check_fall; /* bad checks in a row that take it out */
+    uint32_t check_rise;  /* good checks in a row that bring it back */
+    uint32_t check_fall;  /* bad checks in a row that take it out */
+    bool tls;             /* https: TLS to it */
+    const char *tls_name; /* the name sent as SNI and checked in its certificate (copied) */
+    const char *tls_ca;   /* CA file; "": the system bundle */
+    bool tls_verify;
 };
 
 /* One origin server as the whole process knows it: its address, followed by
@@ -55,10 +60,13 @@ struct op_origin_server {
     _Atomic uint32_t inflight;
     _Atomic uint64_t quiet_since_ms;
     struct op_origin_watch *watch; /* owned: main loop state, NULL when not watched */
+    struct op_tls_ctx *tls;        /* owned: the client context of an https origin */
+    char tls_name[256];            /* spec.tls_name points here */
 };
 
-/* Resolve spec->host (blocking getaddrinfo: main thread, at start-up).
- * 0, or OP_ENOTFOUND (logged with the name). */
+/* Resolve spec->host (blocking getaddrinfo: main thread, at start-up) and,
+ * for an https origin, load its trusted certificates. 0, OP_ENOTFOUND, or
+ * OP_EINVAL (a CA file that cannot be read), logged with the name. */
 int op_origin_server_init(struct op_origin_server *s, const struct op_origin_spec *spec);
 /* After op_origin_watch_stop and the loop has closed its handles. */
 void op_origin_server_fini(struct op_origin_server *s);
@@ -127,6 +135,7 @@ struct op_origin {
     uint32_t queued;
     struct op_fetch *queue_head, *queue_tail; /* borrowed: waiting fetches, oldest first */
     uv_timer_t queue_timer;                   /* starts queued fetches; their deadlines */
+    struct op_tls_session *tls_session;       /* owned: what this worker's connections resume */
 };
 
 /* A failed probe doubles the cooldown, up to this many times cooldown_ms. */
@@ -146,8 +155,10 @@ struct op_fetch_cbs {
     /* The whole response was read. */
     void (*on_done)(void *owner);
     /* The fetch failed: err is OP_ECONNECT, OP_ETIMEOUT, OP_EORIGIN,
-     * OP_ECLOSED or OP_EFULL (it waited in the origin's queue past its
-     * deadline); got_head tells whether on_head already ran. */
+     * OP_ECLOSED, OP_EFULL (it waited in the origin's queue past its
+     * deadline), or for an https origin OP_ETLSVERIFY, OP_ETLSPLAIN, OP_ETLS
+     * or OP_ETLSTIMEOUT (the handshake; nothing was sent); got_head tells
+     * whether on_head already ran. */
     void (*on_error)(void *owner, int err, bool got_head);
     /* The request bytes queued with op_fetch_send were all written. */
     void (*on_drain)(void *owner);

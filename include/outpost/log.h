@@ -61,7 +61,16 @@ void op_log_write(enum op_log_level lvl, const char *ctx, const char *fmt, ...)
     X(connections_total, "client connections accepted")                                            \
     X(connections_refused_total, "client connections refused at max_connections")                  \
     X(bytes_out_total, "response bytes written to clients")                                        \
-    X(hit_cut_short_total, "stored bodies cut short: the object was purged, evicted or replaced")
+    X(hit_cut_short_total, "stored bodies cut short: the object was purged, evicted or replaced")  \
+    X(tls_handshakes_tls12_total, "TLS 1.2 handshakes completed")                                  \
+    X(tls_handshakes_tls13_total, "TLS 1.3 handshakes completed")                                  \
+    X(tls_resumed_total, "TLS handshakes that resumed a session (the rest were full)")             \
+    X(tls_handshakes_protocol_total, "TLS handshakes failed: protocol, version, cipher or ALPN")   \
+    X(tls_handshakes_sni_total, "TLS handshakes refused: SNI named no host with a certificate")    \
+    X(tls_handshakes_timeout_total, "TLS handshakes that did not finish in tls_handshake_timeout") \
+    X(tls_handshakes_closed_total, "TLS handshakes the client abandoned (closed or reset)")        \
+    X(tls_handshakes_refused_total, "TLS connections refused at tls_max_handshakes")               \
+    X(tls_errors_total, "established TLS connections ended by a bad record or alert")
 
 enum op_metric {
 #define X(name, help) OP_M_##name,

@@ -17,6 +17,7 @@
 
 struct op_client;
 struct op_pub;
+struct op_tls_ctx;
 struct op_flight_table;
 
 struct op_proxy_site {
@@ -33,6 +34,7 @@ struct op_proxy_gen {
     uint64_t id;
     struct op_proxy_ctx *ctx;    /* borrowed: the worker's */
     const struct op_conf *conf;  /* borrowed: outlives every reference */
+    struct op_tls_ctx *tls;      /* borrowed: new TLS connections' context; NULL for none */
     struct op_proxy_site *sites; /* owned by the worker: nsites */
     size_t nsites;
     uint32_t refs;     /* requests and publishers, plus one while current */
@@ -55,6 +57,8 @@ struct op_proxy_ctx {
     struct op_access_buf access; /* this worker's access log lines */
     uint64_t next_request_id;
     uint32_t nclients;
+    uint32_t nhandshakes;           /* TLS connections still in their handshake */
+    char tls_read[16 * 1024 + 512]; /* TLS ciphertext of one read, fed at once (a record) */
     struct op_client *clients;      /* borrowed: list of live connections */
     struct op_flight_table *flight; /* borrowed: the process-wide in-flight table */
     struct op_pub *pubs;            /* owned: origin fetches behind flights, led from here */
@@ -68,9 +72,11 @@ void op_proxy_set_gen(struct op_proxy_ctx *ctx, struct op_proxy_gen *g);
 void op_proxy_gen_ref(struct op_proxy_gen *g);
 void op_proxy_gen_unref(struct op_proxy_gen *g);
 
-/* Accept one connection from <listener> (its connection_cb calls this).
- * Refuses (and counts) beyond max_connections. */
-void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener);
+/* Accept one connection from <listener> (its connection_cb calls this);
+ * <tls>: it speaks TLS, on the current generation's context. Refuses (and
+ * counts) beyond max_connections, and TLS ones beyond tls_max_handshakes
+ * under way. */
+void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener, bool tls);
 /* Stop taking new requests: idle connections close now, busy ones after their
  * response. ctx->on_drained runs when none is left. */
 void op_proxy_drain(struct op_proxy_ctx *ctx);

@@ -71,6 +71,40 @@ int64_t op_tls_ctx_first_expiry(const struct op_tls_ctx *ctx);
  * made on it is freed (any thread). */
 void op_tls_ctx_free(struct op_tls_ctx *ctx);
 
+/* ---- the client side: Outpost to https origins ---------------------------- */
+
+struct op_tls_session; /* a session to resume with one origin, from one worker */
+
+struct op_tls_client_config {
+    const char *ca_file; /* PEM certificates to trust; NULL or "": the system's bundle */
+    bool verify;         /* check the chain and the name (false: an operator's choice) */
+};
+
+/* A client context: TLS 1.2 and 1.3, ALPN http/1.1, sessions kept by the
+ * caller (op_tls_conn_client_new). 0, OP_EINVAL with the file and the
+ * reason in why[] (a CA file that cannot be read), or OP_ENOMEM. */
+int op_tls_client_ctx_create(const struct op_tls_client_config *cfg, struct op_tls_ctx **out,
+                             char *why, size_t whylen);
+
+/* A client connection to <name>: sent as SNI unless it is an IP address
+ * (RFC 6066 §3), and the certificate must name it (DNS name or IP address).
+ * It resumes *session when there is one, and puts each new session the
+ * origin gives into *session (freeing the one before): <session> must
+ * outlive the connection, and both stay on one thread. Feed it with
+ * op_tls_conn_input (len 0 first: the ClientHello goes to <wire>). NULL
+ * when out of memory. */
+struct op_tls_conn *op_tls_conn_client_new(struct op_tls_ctx *ctx, const char *name,
+                                           struct op_tls_session **session);
+void op_tls_session_free(struct op_tls_session *s);
+
+/* Why the handshake failed, as OP_ETLSVERIFY (why[]: what the check found,
+ * "certificate has expired", "hostname mismatch"), OP_ETLSPLAIN (the peer
+ * answered in plaintext) or OP_ETLS (why[]: OpenSSL's reason); 0 when it
+ * has not failed. */
+int op_tls_conn_failure(const struct op_tls_conn *t, char *why, size_t whylen);
+
+/* ---- either side ------------------------------------------------------------ */
+
 /* One server-side connection on <ctx> (it holds a reference); NULL when
  * out of memory. */
 struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx);

@@ -1,5 +1,5 @@
 /* include/outpost/worker.h: one worker thread = one uv loop, its own
- * SO_REUSEPORT listener, its own origin pools, store reader and metric shard.
+ * SO_REUSEPORT listeners (plain and TLS), its own origin pools, store reader and metric shard.
  *
  * create/start/stop/join are called on the main thread; everything else a
  * worker does happens on its own thread. The main thread reaches a running
@@ -18,19 +18,29 @@ struct op_worker; /* opaque */
 struct op_flight_table;
 struct op_access_log;
 struct op_origin_server;
+struct op_tls_ctx;
 
-/* Make the worker and its listening socket (so a busy port fails here, on
- * the main thread). <servers> has one entry per origin of every conf site, in
- * order (conf->sites[i].norigins each). Returns 0, OP_EADDRINUSE, OP_EIO or
- * OP_ENOMEM. <conf>, <store>, <flight>, <servers> and <access> (NULL: no
- * access log) are borrowed and must outlive the worker. */
-int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
-                     struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
-                     struct op_origin_server *servers, struct op_access_log *access,
-                     struct op_worker **out);
+/* What a worker is made with; every pointer is borrowed and must outlive
+ * the worker (tls and servers: until it released generation 1). */
+struct op_worker_config {
+    const struct op_conf *conf; /* generation 1 */
+    struct op_store *store;
+    struct op_flight_table *flight;
+    const struct sockaddr_storage *listen_addr;
+    const struct sockaddr_storage *tls_addrs; /* ntls_addrs: each of listen_tls */
+    size_t ntls_addrs;
+    struct op_origin_server *servers; /* one per origin of every conf site, in order */
+    struct op_tls_ctx *tls;           /* generation 1's; NULL without listen_tls */
+    struct op_access_log *access;     /* NULL: no access log */
+};
+
+/* Make the worker and its listening sockets (so a busy port fails here, on
+ * the main thread). Returns 0, OP_EADDRINUSE, OP_EIO, OP_EINVAL (too many
+ * addresses) or OP_ENOMEM. */
+int op_worker_create(unsigned id, const struct op_worker_config *cfg, struct op_worker **out);
 
 /* Configuration generations. The worker starts on generation 1 (<conf>,
- * <servers>). op_worker_reload hands it generation <id>: new requests use
+ * <servers>, <tls>). op_worker_reload hands it generation <id>: new requests use
  * it at once; requests under way finish on the one they began with. When the
  * worker no longer uses a generation (it left it and its last request ended),
  * it posts a message to <released_to> (run with <run> on the receiver's
@@ -40,7 +50,7 @@ int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *s
 void op_worker_set_release_mailbox(struct op_worker *w, struct op_mailbox *released_to,
                                    void (*run)(struct op_msg *m), void *arg);
 int op_worker_reload(struct op_worker *w, uint64_t id, const struct op_conf *conf,
-                     struct op_origin_server *servers);
+                     struct op_origin_server *servers, struct op_tls_ctx *tls);
 /* The generation a "released" message names; *arg gets the set_release arg. */
 uint64_t op_worker_released_gen(const struct op_msg *m, void **arg);
 /* Start its thread. 0 or OP_ENOMEM. */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool path_is(const struct admin_conn *c, const char *path)
 {
@@ -96,6 +97,11 @@ static void stats(struct admin_conn *c)
                         json_integer((json_int_t)op_store_purge_seq(a->cfg.store)));
     json_object_set_new(obj, "counters", counters);
     json_object_set_new(obj, "store", store);
+    int64_t expiry = a->cfg.tls_expiry ? a->cfg.tls_expiry(a->cfg.arg) : 0;
+    if (expiry > 0)
+        json_object_set_new(obj, "tls",
+                            json_pack("{s:I, s:I}", "cert_first_expiry", (json_int_t)expiry,
+                                      "cert_expires_in_s", (json_int_t)(expiry - time(NULL))));
     respond_json(c, 200, obj);
 }
 
@@ -129,6 +135,9 @@ static void metrics(struct admin_conn *c)
         {"purged_objects_total", "counter", "objects removed or marked stale by purges", st.purged},
         {"purge_seq", "gauge", "the newest purge committed", op_store_purge_applied(a->cfg.store)},
         {"draining", "gauge", "1 while health reports draining", a->draining},
+        {"tls_cert_expiry_timestamp_seconds", "gauge",
+         "the earliest notAfter of the certificates in use (0: no TLS)",
+         a->cfg.tls_expiry ? (uint64_t)a->cfg.tls_expiry(a->cfg.arg) : 0},
     };
     size_t cap = 256;
     struct op_site_metrics *sm = calloc(cap, sizeof(*sm));

@@ -14,6 +14,27 @@
 const struct op_conf_key op_conf_top_keys[] = {
     {"listen", OP_CONF_ADDR, TOP(listen), "127.0.0.1:8080", NULL, NULL, false,
      "address the node accepts HTTP on, HOST:PORT or [V6]:PORT"},
+    {"listen_tls", OP_CONF_ADDRS, TOP(listen_tls), "", NULL, NULL, false,
+     "addresses the node accepts HTTPS on (HOST:PORT, several as a list or separated by "
+     "commas); empty = none"},
+    {"tls_cert", OP_CONF_FILES, TOP(tls_cert), "", NULL, NULL, false,
+     "default certificate chain (PEM, leaf first) for TLS clients whose SNI names no site with "
+     "its own; an RSA and an ECDSA chain may be given side by side, as a list"},
+    {"tls_key", OP_CONF_FILES, TOP(tls_key), "", NULL, NULL, false,
+     "private keys of tls_cert, in the same order (readable by root or the node's user only)"},
+    {"tls_unknown_sni", OP_CONF_STRING, TOP(tls_unknown_sni), "default", NULL, NULL, false,
+     "a TLS client whose SNI names no site with a certificate, or that sends none: default "
+     "(gets tls_cert) or reject (the handshake fails with unrecognized_name)"},
+    {"tls_handshake_timeout", OP_CONF_DURATION, TOP(tls_handshake_timeout_ms), "10s", "100ms", "5m",
+     false, "time allowed for a TLS handshake, from the connection's accept"},
+    {"tls_max_handshakes", OP_CONF_INT, TOP(tls_max_handshakes), "1024", "1", "1000000", false,
+     "TLS handshakes under way per worker; connections beyond it are refused and counted, so a "
+     "handshake flood cannot starve established connections"},
+    {"tls_ticket_rotate", OP_CONF_DURATION, TOP(tls_ticket_rotate_ms), "1h", "0ms", "7d", false,
+     "a new session ticket key this often, shared by every worker; tickets under the previous "
+     "key still resume for one more period (0 = no session tickets)"},
+    {"tls_session_cache", OP_CONF_INT, TOP(tls_session_cache), "0", "0", "1000000", false,
+     "TLS sessions kept by the node for clients that do not take tickets; 0 = none"},
     {"workers", OP_CONF_INT, TOP(workers), "0", "0", "256", false,
      "worker threads, each with its own event loop and listener; 0 = online CPUs"},
     {"cache_dir", OP_CONF_STRING, TOP(cache_dir), "/var/cache/outpost", NULL, NULL, false,
@@ -71,10 +92,16 @@ const struct op_conf_key op_conf_site_keys[] = {
     {"host", OP_CONF_STRING, SITE(host), "*", NULL, NULL, false,
      "Host header this site answers; \"*\" matches any host"},
     {"origin", OP_CONF_URL, SITE(origin), NULL, NULL, NULL, true,
-     "origin base URL, http://HOST[:PORT]; several origins as a list (or separated by "
-     "commas), each optionally followed by weight=N"},
+     "origin base URL, http://HOST[:PORT] or https://HOST[:PORT]; several origins as a list (or "
+     "separated by commas), each optionally followed by weight=N"},
     {"host_header", OP_CONF_STRING, SITE(host_header), "", NULL, NULL, false,
      "Host sent to the origin; empty passes the client's Host through"},
+    {"origin_ca", OP_CONF_STRING, SITE(origin_ca), "", NULL, NULL, false,
+     "PEM file of the certificates trusted for this site's https origins; empty = the system "
+     "CA bundle"},
+    {"origin_tls_verify", OP_CONF_BOOL, SITE(origin_tls_verify), "true", NULL, NULL, false,
+     "check an https origin's certificate chain and that it names the origin (its host, or "
+     "host_header's host when set); false only for an origin on a network you trust"},
     {"connect_timeout", OP_CONF_DURATION, SITE(connect_timeout_ms), "2s", "50ms", "60s", false,
      "time allowed to open a connection to the origin"},
     {"first_byte_timeout", OP_CONF_DURATION, SITE(first_byte_timeout_ms), "30s", "50ms", "10m",
@@ -142,6 +169,16 @@ const struct op_conf_key op_conf_site_keys[] = {
     {"error_page", OP_CONF_STRING, SITE(error_page), "", NULL, NULL, false,
      "HTML file used for this site's error pages (at most 64k), with {status}, {reason}, "
      "{detail}, {node} and {request_id} replaced; empty = the built-in page"},
+    {"tls_cert", OP_CONF_FILES, SITE(tls_cert), "", NULL, NULL, false,
+     "certificate chain (PEM, leaf first) TLS clients get when SNI names this site's host; an "
+     "RSA and an ECDSA chain side by side as a list; empty = the default tls_cert"},
+    {"tls_key", OP_CONF_FILES, SITE(tls_key), "", NULL, NULL, false,
+     "private keys of the site's tls_cert, in the same order"},
+    {"https_redirect", OP_CONF_BOOL, SITE(https_redirect), "false", NULL, NULL, false,
+     "answer requests that came over plain HTTP with 308 to the same URL on https"},
+    {"schemes_share_cache", OP_CONF_BOOL, SITE(schemes_share_cache), "false", NULL, NULL, false,
+     "http and https requests share cached objects (say so only when the site serves the same "
+     "content on both: RFC 9110 §4.2 makes them different resources)"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 
@@ -189,20 +226,23 @@ static void free_origins(struct op_conf_site *site)
     site->norigins = 0;
 }
 
-/* One "http://HOST[:PORT]" into <o>. */
+/* One "http://HOST[:PORT]" or "https://HOST[:PORT]" into <o>. */
 static int parse_url(struct op_conf_origin *o, const char *v, size_t vlen, char *err, size_t errlen)
 {
-    static const char http[] = "http://";
-    if (vlen >= 8 && strncmp(v, "https://", 8) == 0) {
-        snprintf(err, errlen, "https origins are not supported yet; use http://");
-        return OP_EINVAL;
-    }
-    if (vlen < sizeof(http) - 1 || strncmp(v, http, sizeof(http) - 1) != 0) {
-        snprintf(err, errlen, "expected http://HOST[:PORT], got \"%.*s\"", (int)vlen, v);
+    static const char http[] = "http://", https[] = "https://";
+    size_t skip;
+    if (vlen >= sizeof(https) - 1 && strncasecmp(v, https, sizeof(https) - 1) == 0) {
+        o->tls = true;
+        skip = sizeof(https) - 1;
+    } else if (vlen >= sizeof(http) - 1 && strncasecmp(v, http, sizeof(http) - 1) == 0) {
+        skip = sizeof(http) - 1;
+    } else {
+        snprintf(err, errlen, "expected http://HOST[:PORT] or https://HOST[:PORT], got \"%.*s\"",
+                 (int)vlen, v);
         return OP_EINVAL;
     }
     o->url = strndup(v, vlen);
-    char *auth = strndup(v + sizeof(http) - 1, vlen - (sizeof(http) - 1));
+    char *auth = strndup(v + skip, vlen - skip);
     if (auth == NULL || o->url == NULL) {
         free(auth);
         return OP_ENOMEM;
@@ -211,20 +251,20 @@ static int parse_url(struct op_conf_origin *o, const char *v, size_t vlen, char 
     if (alen > 0 && auth[alen - 1] == '/')
         auth[--alen] = '\0';
     if (alen == 0 || strpbrk(auth, "/?#@ \t") != NULL) {
-        snprintf(err, errlen, "expected http://HOST[:PORT] without a path, got \"%.*s\"", (int)vlen,
-                 v);
+        snprintf(err, errlen, "expected %sHOST[:PORT] without a path, got \"%.*s\"",
+                 o->tls ? https : http, (int)vlen, v);
         free(auth);
         return OP_EINVAL;
     }
     char *with_port = NULL;
     if (auth[alen - 1] == ']' || strrchr(auth, ':') == NULL) {
-        size_t n = alen + 4;
+        size_t n = alen + 5; /* ":443" and the NUL */
         with_port = malloc(n);
         if (with_port == NULL) {
             free(auth);
             return OP_ENOMEM;
         }
-        snprintf(with_port, n, "%s:80", auth);
+        snprintf(with_port, n, "%s:%s", auth, o->tls ? "443" : "80");
     }
     int rc = op_conf_split_hostport(with_port ? with_port : auth, &o->host, &o->port);
     if (rc != 0)
@@ -334,6 +374,61 @@ static int parse_nets(struct op_conf *conf, const char *v, char *err, size_t err
         conf->npurge_nets++;
     }
     return 0;
+}
+
+/* "HOST:PORT, HOST:PORT" into conf->tls_listens. */
+static int parse_listens(struct op_conf *conf, const char *v, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < conf->ntls_listens; i++)
+        free(conf->tls_listens[i].host);
+    free(conf->tls_listens);
+    conf->tls_listens = NULL;
+    conf->ntls_listens = 0;
+    if (v[0] == '\0')
+        return 0;
+    size_t n = 1;
+    for (const char *p = v; *p != '\0'; p++)
+        n += *p == ',';
+    if (n > OP_CONF_MAX_LISTEN) {
+        snprintf(err, errlen, "at most %d addresses", OP_CONF_MAX_LISTEN);
+        return OP_EINVAL;
+    }
+    conf->tls_listens = calloc(n, sizeof(*conf->tls_listens));
+    if (conf->tls_listens == NULL)
+        return OP_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char item[300];
+        struct op_conf_listen *l = &conf->tls_listens[conf->ntls_listens];
+        if (!op_conf_list_item(v, i, item, sizeof(item)) || item[0] == '\0' ||
+            op_conf_split_hostport(item, &l->host, &l->port) != 0) {
+            snprintf(err, errlen, "expected HOST:PORT addresses separated by commas, got \"%s\"",
+                     v);
+            return OP_EINVAL;
+        }
+        conf->ntls_listens++;
+    }
+    return 0;
+}
+
+bool op_conf_list_item(const char *list, size_t i, char *out, size_t len)
+{
+    const char *p = list;
+    for (size_t k = 0; k < i; k++) {
+        p = strchr(p, ',');
+        if (p == NULL)
+            return false;
+        p++;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strcspn(p, ",");
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n >= len || (n == 0 && i == 0 && *p == '\0'))
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
 }
 
 bool op_conf_net_match(const struct op_conf_net *nets, size_t n, const char *addr)
@@ -453,6 +548,18 @@ static int set_key(void *base, struct op_conf_site *site, const struct op_conf_k
         if ((rc = parse_origins(site, value, err, errlen)) != 0)
             return rc;
         break;
+    case OP_CONF_ADDRS:
+        if ((rc = parse_listens((struct op_conf *)base, value, err, errlen)) != 0)
+            return rc;
+        break;
+    case OP_CONF_FILES: break;
+    case OP_CONF_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            snprintf(err, errlen, "expected true or false, got \"%s\"", value);
+            return OP_EINVAL;
+        }
+        *(bool *)(void *)field = value[0] == 't';
+        return 0;
     case OP_CONF_STRING:
         if (site != NULL && k->off == SITE(error_page) &&
             (rc = load_error_page(site, value, err, errlen)) != 0)
@@ -538,9 +645,103 @@ static bool is_token(const char *s, size_t max)
     return true;
 }
 
-int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
+static size_t list_len(const char *list)
+{
+    size_t n = list[0] != '\0';
+    for (; *list != '\0'; list++)
+        n += *list == ',';
+    return n;
+}
+
+/* Certificates and keys pair up; where they can be used. */
+static int validate_tls(const struct op_conf *conf, struct op_buf *errors)
 {
     int rc = 0;
+    bool tls = conf->ntls_listens > 0, any_site_cert = false;
+    if (list_len(conf->tls_cert) != list_len(conf->tls_key)) {
+        op_buf_appendf(errors,
+                       "%s: tls_key: expected one key per tls_cert (%zu certificates, "
+                       "%zu keys)\n",
+                       conf->path, list_len(conf->tls_cert), list_len(conf->tls_key));
+        rc = OP_EINVAL;
+    }
+    for (size_t i = 0; i < conf->nsites; i++) {
+        const struct op_conf_site *s = &conf->sites[i];
+        size_t nc = list_len(s->tls_cert);
+        any_site_cert |= nc > 0;
+        if (nc != list_len(s->tls_key)) {
+            op_buf_appendf(errors,
+                           "%s: sites[%zu].tls_key: expected one key per tls_cert (%zu "
+                           "certificates, %zu keys)\n",
+                           conf->path, i, nc, list_len(s->tls_key));
+            rc = OP_EINVAL;
+        }
+        if (nc > 0 && strcmp(s->host, "*") == 0) {
+            op_buf_appendf(errors,
+                           "%s: sites[%zu].tls_cert: a site for any host has no SNI name; "
+                           "the certificate for names no site has is the top-level tls_cert\n",
+                           conf->path, i);
+            rc = OP_EINVAL;
+        }
+        bool https_origin = false;
+        for (size_t j = 0; j < s->norigins; j++)
+            https_origin |= s->origins[j].tls;
+        if (s->origin_ca[0] != '\0' && !https_origin) {
+            op_buf_appendf(errors, "%s: sites[%zu].origin_ca: no https:// origin uses it\n",
+                           conf->path, i);
+            rc = OP_EINVAL;
+        }
+        if (!tls && (nc > 0 || s->https_redirect)) {
+            op_buf_appendf(errors, "%s: sites[%zu].%s: there is no listen_tls to serve https on\n",
+                           conf->path, i, nc > 0 ? "tls_cert" : "https_redirect");
+            rc = OP_EINVAL;
+        }
+    }
+    bool reject = strcmp(conf->tls_unknown_sni, "reject") == 0;
+    if (!reject && strcmp(conf->tls_unknown_sni, "default") != 0) {
+        op_buf_appendf(errors, "%s: tls_unknown_sni: expected default or reject, got \"%s\"\n",
+                       conf->path, conf->tls_unknown_sni);
+        rc = OP_EINVAL;
+    }
+    if (!tls && conf->tls_cert[0] != '\0') {
+        op_buf_appendf(errors, "%s: tls_cert: there is no listen_tls to serve it on\n", conf->path);
+        rc = OP_EINVAL;
+    }
+    if (tls && !reject && conf->tls_cert[0] == '\0') {
+        op_buf_appendf(errors,
+                       "%s: tls_cert: listen_tls needs a default certificate, unless "
+                       "tls_unknown_sni is reject\n",
+                       conf->path);
+        rc = OP_EINVAL;
+    }
+    if (tls && reject && !any_site_cert) {
+        op_buf_appendf(errors,
+                       "%s: tls_unknown_sni: reject, and no site has a tls_cert: every "
+                       "handshake would fail\n",
+                       conf->path);
+        rc = OP_EINVAL;
+    }
+    for (size_t i = 0; i < conf->ntls_listens; i++) {
+        const struct op_conf_listen *l = &conf->tls_listens[i];
+        if (strcmp(l->host, conf->listen_host) == 0 && l->port == conf->listen_port) {
+            op_buf_appendf(errors, "%s: listen_tls: %s:%u is also the plain listen address\n",
+                           conf->path, l->host, l->port);
+            rc = OP_EINVAL;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(l->host, conf->tls_listens[j].host) == 0 &&
+                l->port == conf->tls_listens[j].port) {
+                op_buf_appendf(errors, "%s: listen_tls: %s:%u is given twice\n", conf->path,
+                               l->host, l->port);
+                rc = OP_EINVAL;
+            }
+    }
+    return rc;
+}
+
+int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
+{
+    int rc = validate_tls(conf, errors);
     if (conf->nsites == 0) {
         op_buf_appendf(errors, "%s: sites: at least one site is required\n", conf->path);
         rc = OP_EINVAL;
@@ -604,7 +805,8 @@ int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
 static void free_fields(void *base, const struct op_conf_key *table)
 {
     for (const struct op_conf_key *k = table; k->name != NULL; k++) {
-        if (k->type == OP_CONF_STRING || k->type == OP_CONF_ADDR || k->type == OP_CONF_URL)
+        if (k->type != OP_CONF_SIZE && k->type != OP_CONF_INT && k->type != OP_CONF_DURATION &&
+            k->type != OP_CONF_BOOL)
             free(*(char **)(void *)((char *)base + k->off));
     }
 }
@@ -621,6 +823,9 @@ void op_conf_free(struct op_conf *conf)
     free(conf->sites);
     free_fields(conf, op_conf_top_keys);
     free(conf->listen_host);
+    for (size_t i = 0; i < conf->ntls_listens; i++)
+        free(conf->tls_listens[i].host);
+    free(conf->tls_listens);
     free(conf->purge_nets);
     free(conf->path);
     free(conf);

@@ -27,7 +27,7 @@ static const char *scalar(const yaml_node_t *n)
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-/* A list of scalars as one "a, b, c" value (the origin list); NULL after
+/* A list of scalars as one "a, b, c" value (origins, addresses, files); NULL after
  * reporting an item that is not a single value. */
 static char *join_list(struct loader *l, yaml_node_t *seq, const char *name)
 {
@@ -38,7 +38,7 @@ static char *join_list(struct loader *l, yaml_node_t *seq, const char *name)
         yaml_node_t *item = yaml_document_get_node(&l->doc, *it);
         const char *v = scalar(item);
         if (v == NULL || strchr(v, ',') != NULL) {
-            report(l, item, name, "expected one origin per list item");
+            report(l, item, name, "expected one value per list item");
             op_buf_fini(&out);
             return NULL;
         }
@@ -48,7 +48,7 @@ static char *join_list(struct loader *l, yaml_node_t *seq, const char *name)
         }
     }
     if (out.len == 0 || op_buf_append(&out, "", 1) != 0) {
-        report(l, seq, name, "expected at least one origin");
+        report(l, seq, name, "expected at least one value");
         op_buf_fini(&out);
         return NULL;
     }
@@ -83,17 +83,19 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
                 break;
             }
         }
-        bool known = false;
+        const struct op_conf_key *known = NULL;
         for (const struct op_conf_key *k = table; k->name != NULL; k++)
-            known |= strcmp(k->name, key) == 0;
-        if (!known) {
+            if (strcmp(k->name, key) == 0)
+                known = k;
+        if (known == NULL) {
             report(l, kn, name, "unknown key");
             continue;
         }
         char *joined = NULL;
         const char *value = scalar(vn);
-        if (site != NULL && vn != NULL && vn->type == YAML_SEQUENCE_NODE &&
-            strcmp(key, "origin") == 0) {
+        if (vn != NULL && vn->type == YAML_SEQUENCE_NODE &&
+            (known->type == OP_CONF_URL || known->type == OP_CONF_ADDRS ||
+             known->type == OP_CONF_FILES)) {
             if ((joined = join_list(l, vn, name)) == NULL)
                 continue; /* reported */
             value = joined;

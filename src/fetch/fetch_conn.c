@@ -13,6 +13,7 @@
 
 #define OCONN_STATES(X)                                                                            \
     X(CONNECTING, "connecting")                                                                    \
+    X(HANDSHAKE, "tls-handshake") /* https: within connect_timeout */                              \
     X(SEND, "send-req")                                                                            \
     X(READ_HEAD, "read-head")                                                                      \
     X(READ_BODY, "read-body")                                                                      \
@@ -46,6 +47,9 @@ struct op_oconn {
     struct op_buf in;
     struct op_buf writing; /* bytes handed to uv_write, pinned until its callback */
     bool write_active;
+    /* https: the filter between the socket and <in> / the fetch's bytes */
+    struct op_tls_conn *tls; /* owned */
+    struct op_buf tls_wire;  /* records not yet handed to uv_write */
     bool reused;
     uint32_t gen; /* the origin's address generation it was opened to */
     int busy;     /* inside a parse loop: closing is deferred */
@@ -72,10 +76,13 @@ static void on_timer(uv_timer_t *t)
     }
     op_log_debug("fetch", "origin %s: timeout in %s", c->origin->name, oconn_state_name[c->state]);
     struct op_fetch *f = c->fetch;
-    bool unsent = c->state == OC_CONNECTING;
+    bool handshake = c->state == OC_HANDSHAKE;
+    bool unsent = c->state == OC_CONNECTING || handshake;
+    if (handshake)
+        op_log_warn("fetch", "origin %s: TLS handshake timed out", c->origin->name);
     conn_close(c);
     if (f != NULL)
-        fetch_fail(f, OP_ETIMEOUT, unsent);
+        fetch_fail(f, handshake ? OP_ETLSTIMEOUT : OP_ETIMEOUT, unsent);
 }
 
 /* One state, one deadline: every transition re-arms the connection's timer. */
@@ -97,6 +104,8 @@ static void on_handle_closed(uv_handle_t *h)
     op_http_msg_fini(&c->resp);
     op_buf_fini(&c->in);
     op_buf_fini(&c->writing);
+    op_buf_fini(&c->tls_wire);
+    op_tls_conn_free(c->tls);
     c->magic = 0;
     free(c);
 }
@@ -150,6 +159,8 @@ static void conn_release(struct op_oconn *c, bool reusable)
     op_buf_init(&c->in, READ_MAX);
     op_buf_fini(&c->writing);
     op_buf_init(&c->writing, SIZE_MAX);
+    op_buf_fini(&c->tls_wire);
+    op_buf_init(&c->tls_wire, SIZE_MAX);
     op_http_msg_fini(&c->resp);
     op_http_msg_init(&c->resp, 256, READ_MAX);
     c->reused = true;
@@ -186,11 +197,14 @@ static bool try_other_origin(struct op_fetch *f)
 /* <unsent>: the connection was never made, so no request byte left. */
 static void fetch_fail(struct op_fetch *f, int err, bool unsent)
 {
-    if (err == OP_ECONNECT || (err == OP_ETIMEOUT && !f->got_head))
-        op_fetch__health(f, false);
+    bool tls =
+        err == OP_ETLSVERIFY || err == OP_ETLSPLAIN || err == OP_ETLS || err == OP_ETLSTIMEOUT;
+    if (err == OP_ECONNECT || tls || (err == OP_ETIMEOUT && !f->got_head))
+        op_fetch__health(f, false); /* a failed handshake is a failed connect */
     else if (f->probe)
         op_fetch__health(f, false); /* the probe did not get an answer */
-    op_fetch__release(f, err == OP_ETIMEOUT ? OP_FETCH_OVERLOADED : OP_FETCH_NEUTRAL);
+    op_fetch__release(f, err == OP_ETIMEOUT || err == OP_ETLSTIMEOUT ? OP_FETCH_OVERLOADED
+                                                                     : OP_FETCH_NEUTRAL);
     if (f->conn != NULL) {
         f->conn->fetch = NULL;
         conn_close(f->conn);
@@ -202,11 +216,20 @@ static void fetch_fail(struct op_fetch *f, int err, bool unsent)
     f->cbs->on_error(f->owner, err, f->got_head);
 }
 
+/* https: ciphertext of one read, fed to the filter before the callback
+ * returns, so one buffer per worker thread serves every connection */
+static _Thread_local char tls_read[16 * 1024 + 512];
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct op_oconn *c = h->data;
     char *space;
     (void)hint;
+    if (c->tls != NULL) {
+        buf->base = tls_read;
+        buf->len = sizeof(tls_read);
+        return;
+    }
     if (op_buf_reserve(&c->in, READ_MAX / 4, &space) != 0) {
         buf->base = NULL;
         buf->len = 0;
@@ -283,8 +306,9 @@ static void parse_input(struct op_oconn *c)
                 }
                 /* reuse needs the exchange whole on both sides: nothing
                  * after the response, and all of the request written */
-                bool reusable =
-                    c->resp.keep_alive && c->in.len == 0 && f->out.len == 0 && !f->body_open;
+                bool reusable = c->resp.keep_alive && c->in.len == 0 && f->out.len == 0 &&
+                                !f->body_open &&
+                                !(c->tls != NULL && op_tls_conn_has_pending(c->tls));
                 f->conn = NULL;
                 conn_release(c, reusable);
                 op_fetch__release(f, OP_FETCH_OK);
@@ -300,13 +324,109 @@ static void parse_input(struct op_oconn *c)
     }
 }
 
+/* The origin closed the connection (or sent close_notify). */
+static void conn_eof(struct op_oconn *c)
+{
+    struct op_fetch *f = c->fetch;
+    if (f != NULL && try_retry(c))
+        return;
+    if (f != NULL && f->got_head && op_http_parser_finish(&c->parser) == 0 &&
+        c->parser.event == OP_HTTP_EV_DONE) {
+        f->conn = NULL;
+        c->fetch = NULL;
+        conn_close(c);
+        op_fetch__release(f, OP_FETCH_OK);
+        f->cbs->on_done(f->owner); /* close-delimited body */
+        return;
+    }
+    conn_close(c);
+    if (f != NULL)
+        fetch_fail(f, OP_ECLOSED, false);
+}
+
+/* Response bytes are in c->in. */
+static void conn_got(struct op_oconn *c)
+{
+    struct op_fetch *f = c->fetch;
+    if (f == NULL)
+        return;
+    f->got_byte = true;
+    /* the head (1xx included) has one deadline, set when the request went
+     * out: bytes trickling in do not extend it */
+    if (c->state == OC_READ_BODY)
+        conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
+    parse_input(c);
+}
+
+/* https: ciphertext through the filter into c->in (<len> 0: what it still
+ * holds); runs the handshake, then the parser. */
+static void tls_input(struct op_oconn *c, const char *p, size_t len)
+{
+    bool handshake = c->state == OC_HANDSHAKE;
+    size_t before = c->in.len;
+    int rc = op_tls_conn_input(c->tls, p, len, &c->in, &c->tls_wire);
+    struct op_fetch *f = c->fetch;
+    if (rc != 0 && rc != OP_ECLOSED) {
+        char why[160];
+        int fail = handshake ? op_tls_conn_failure(c->tls, why, sizeof(why)) : 0;
+        if (handshake)
+            op_log_warn("fetch", "origin %s: TLS handshake failed: %s (%s)", c->origin->name,
+                        op_err_msg(fail != 0 ? fail : OP_ETLS), why);
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, handshake ? (fail != 0 ? fail : OP_ETLS) : OP_EORIGIN, handshake);
+        return;
+    }
+    if (handshake && op_tls_conn_established(c->tls))
+        conn_set_state(c, OC_SEND, c->origin->first_byte_timeout_ms);
+    if (c->tls_wire.len > 0 || c->state == OC_SEND)
+        conn_flush(c); /* handshake records, or the request once established */
+    if (c->state == OC_CLOSING)
+        return;
+    if (c->in.len > before && c->state != OC_IDLE)
+        conn_got(c);
+    else if (c->state == OC_IDLE && c->in.len > 0) {
+        conn_close(c); /* bytes nobody asked for */
+        return;
+    }
+    if (c->state == OC_CLOSING)
+        return;
+    if (rc == OP_ECLOSED) {
+        if (c->state == OC_IDLE)
+            conn_close(c);
+        else
+            conn_eof(c);
+    }
+}
+
+/* Plaintext the filter held back while c->in was full: out once the parser
+ * made room, while the fetch reads. A head that fills c->in is too long. */
+static void tls_drain(struct op_oconn *c)
+{
+    for (int i = 0; i < 1024 && c->tls != NULL && op_tls_conn_has_pending(c->tls); i++) {
+        struct op_fetch *f = c->fetch;
+        if (f == NULL || f->paused || c->state == OC_CLOSING)
+            return;
+        if (c->in.len >= c->in.max) {
+            conn_close(c);
+            fetch_fail(f, OP_EORIGIN, false); /* response head over the limit */
+            return;
+        }
+        tls_input(c, NULL, 0);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct op_oconn *c = s->data;
-    (void)buf;
     OP_CHECK_OBJ(c, OCONN_MAGIC);
     if (nread == 0)
         return;
+    if (c->tls != NULL && nread > 0) {
+        tls_input(c, buf->base, (size_t)nread);
+        tls_drain(c);
+        return;
+    }
     if (c->state == OC_IDLE) {
         conn_close(c); /* closed by the origin, or bytes nobody asked for */
         return;
@@ -319,31 +439,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        if (f != NULL && try_retry(c))
-            return;
-        if (f != NULL && f->got_head && op_http_parser_finish(&c->parser) == 0 &&
-            c->parser.event == OP_HTTP_EV_DONE) {
-            f->conn = NULL;
-            c->fetch = NULL;
+        bool unsent = c->state == OC_HANDSHAKE;
+        if (unsent) {
+            /* closed or reset in the handshake: nothing was sent */
+            op_log_warn("fetch", "origin %s: closed during the TLS handshake", c->origin->name);
             conn_close(c);
-            op_fetch__release(f, OP_FETCH_OK);
-            f->cbs->on_done(f->owner); /* close-delimited body */
+            if (f != NULL)
+                fetch_fail(f, OP_ETLS, true);
             return;
         }
-        conn_close(c);
-        if (f != NULL)
-            fetch_fail(f, OP_ECLOSED, false);
+        conn_eof(c);
         return;
     }
     op_buf_commit(&c->in, (size_t)nread);
-    if (f == NULL)
-        return;
-    f->got_byte = true;
-    /* the head (1xx included) has one deadline, set when the request went
-     * out: bytes trickling in do not extend it */
-    if (c->state == OC_READ_BODY)
-        conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
-    parse_input(c);
+    conn_got(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -364,10 +473,13 @@ static void on_write(uv_write_t *req, int status)
     }
     if (f == NULL)
         return;
-    if (f->out.len > 0) {
-        conn_flush(c);
+    if (c->tls_wire.len > 0 ||
+        (f->out.len > 0 && (c->tls == NULL || op_tls_conn_established(c->tls)))) {
+        conn_flush(c); /* writes, or fails the fetch */
         return;
     }
+    if (c->state == OC_HANDSHAKE)
+        return; /* the origin's handshake records come next */
     if (c->state == OC_SEND)
         conn_set_state(c, OC_READ_HEAD, c->origin->first_byte_timeout_ms);
     if (f->cbs->on_drain != NULL)
@@ -377,18 +489,35 @@ static void on_write(uv_write_t *req, int status)
 static void conn_flush(struct op_oconn *c)
 {
     struct op_fetch *f = c->fetch;
-    if (c->write_active || f == NULL || f->out.len == 0 || c->state == OC_CONNECTING)
+    if (c->write_active || c->state == OC_CONNECTING)
+        return;
+    struct op_buf *from = f != NULL ? &f->out : NULL;
+    if (c->tls != NULL) {
+        /* the request is sealed only once the handshake is done */
+        if (f != NULL && f->out.len > 0 && op_tls_conn_established(c->tls)) {
+            int rc = op_tls_conn_output(c->tls, f->out.data, f->out.len, &c->tls_wire);
+            op_buf_reset(&f->out);
+            if (rc != 0) {
+                conn_close(c);
+                fetch_fail(f, OP_ECLOSED, false);
+                return;
+            }
+        }
+        from = &c->tls_wire;
+    }
+    if (from == NULL || from->len == 0)
         return;
     /* swap: the pending bytes become the pinned in-flight buffer */
     struct op_buf tmp = c->writing;
-    c->writing = f->out;
-    f->out = tmp;
-    op_buf_reset(&f->out);
+    c->writing = *from;
+    *from = tmp;
+    op_buf_reset(from);
     uv_buf_t b = uv_buf_init(c->writing.data, (unsigned)c->writing.len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         conn_close(c);
-        fetch_fail(f, OP_ECLOSED, false);
+        if (f != NULL)
+            fetch_fail(f, OP_ECLOSED, false);
         return;
     }
     c->write_active = true;
@@ -408,10 +537,24 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    struct op_origin_server *srv = c->origin->server;
+    if (srv->tls != NULL && (c->tls = op_tls_conn_client_new(srv->tls, srv->spec.tls_name,
+                                                             &c->origin->tls_session)) == NULL) {
+        conn_close(c);
+        if (f != NULL)
+            fetch_fail(f, OP_ECONNECT, true);
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
         if (f != NULL)
             fetch_fail(f, OP_ECONNECT, true);
+        return;
+    }
+    if (c->tls != NULL) {
+        /* the handshake shares the connect deadline: "the same timeouts" */
+        conn_set_state(c, OC_HANDSHAKE, c->origin->connect_timeout_ms);
+        tls_input(c, NULL, 0); /* the ClientHello */
         return;
     }
     conn_set_state(c, OC_SEND, c->origin->first_byte_timeout_ms);
@@ -429,6 +572,7 @@ static struct op_oconn *conn_new(struct op_origin *o)
     op_origin_server_addr(o->server, &addr, &c->gen);
     op_buf_init(&c->in, READ_MAX);
     op_buf_init(&c->writing, SIZE_MAX);
+    op_buf_init(&c->tls_wire, SIZE_MAX);
     op_http_msg_init(&c->resp, 256, READ_MAX);
     uv_tcp_init(o->loop, &c->tcp);
     uv_timer_init(o->loop, &c->timer);
@@ -588,7 +732,7 @@ size_t op_fetch_pending(const struct op_fetch *f)
 {
     size_t n = f->out.len;
     if (f->conn != NULL)
-        n += f->conn->writing.len;
+        n += f->conn->writing.len + f->conn->tls_wire.len;
     return n;
 }
 
@@ -611,6 +755,7 @@ void op_fetch_resume(struct op_fetch *f)
         return;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     parse_input(c); /* bytes read before the pause */
+    tls_drain(c);   /* and those the filter still holds */
 }
 
 void op_fetch_set_owner(struct op_fetch *f, const struct op_fetch_cbs *cbs, void *owner)

@@ -38,6 +38,8 @@ void op_upstream_close(struct op_upstream *u)
 
 void op_upstream_fini(struct op_upstream *u)
 {
+    for (uint32_t i = 0; i < u->n; i++)
+        op_tls_session_free(u->origins[i].tls_session);
     free(u->origins);
     u->origins = NULL;
     u->n = 0;

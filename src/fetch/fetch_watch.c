@@ -27,9 +27,18 @@ struct check {
     size_t reqlen;
     char in[CHECK_IN_MAX];
     size_t inlen;
+    struct op_buf wire;    /* bytes to send: the request, or an https origin's records */
+    struct op_buf writing; /* pinned until the write callback */
+    bool write_active;
+    struct op_tls_conn *tls; /* owned: https origins are checked over TLS */
+    bool req_sealed;
     int pending_closes;
     bool done;
 };
+
+/* https: ciphertext of one read on the main loop, fed before the callback
+ * returns */
+static char check_tls_read[16 * 1024 + 512];
 
 struct op_origin_watch {
     struct op_origin_server *s;
@@ -58,6 +67,23 @@ int op_origin_server_init(struct op_origin_server *s, const struct op_origin_spe
         pthread_mutex_destroy(&s->lock);
         return OP_ENOTFOUND;
     }
+    if (spec->tls) {
+        if (spec->tls_name == NULL || strlen(spec->tls_name) >= sizeof(s->tls_name)) {
+            op_log_error("fetch", "origin %s: TLS name too long", spec->name);
+            pthread_mutex_destroy(&s->lock);
+            return OP_EINVAL;
+        }
+        snprintf(s->tls_name, sizeof(s->tls_name), "%s", spec->tls_name);
+        s->spec.tls_name = s->tls_name;
+        struct op_tls_client_config cfg = {.ca_file = spec->tls_ca, .verify = spec->tls_verify};
+        char why[600];
+        int rc = op_tls_client_ctx_create(&cfg, &s->tls, why, sizeof(why));
+        if (rc != 0) {
+            op_log_error("fetch", "origin %s: %s", spec->name, why);
+            pthread_mutex_destroy(&s->lock);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -65,6 +91,8 @@ void op_origin_server_fini(struct op_origin_server *s)
 {
     free(s->watch);
     s->watch = NULL;
+    op_tls_ctx_free(s->tls);
+    s->tls = NULL;
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -109,6 +137,9 @@ static void check_closed(uv_handle_t *h)
         return;
     if (c->w->check == c)
         c->w->check = NULL;
+    op_tls_conn_free(c->tls);
+    op_buf_fini(&c->wire);
+    op_buf_fini(&c->writing);
     free(c);
 }
 
@@ -134,6 +165,11 @@ static void check_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct check *c = h->data;
     (void)hint;
+    if (c->tls != NULL) {
+        buf->base = check_tls_read;
+        buf->len = sizeof(check_tls_read);
+        return;
+    }
     buf->base = c->in + c->inlen;
     buf->len = CHECK_IN_MAX - c->inlen;
 }
@@ -162,25 +198,82 @@ static void check_status(struct check *c)
     check_end(c, status >= 200 && status < 400, why);
 }
 
+static void check_written(uv_write_t *req, int status);
+
+static void check_flush(struct check *c)
+{
+    if (c->write_active || c->done || c->wire.len == 0)
+        return;
+    struct op_buf tmp = c->writing;
+    c->writing = c->wire;
+    c->wire = tmp;
+    op_buf_reset(&c->wire);
+    uv_buf_t b = uv_buf_init(c->writing.data, (unsigned)c->writing.len);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, check_written) != 0) {
+        check_end(c, false, "cannot send the check");
+        return;
+    }
+    c->write_active = true;
+}
+
+static void check_written(uv_write_t *req, int status)
+{
+    struct check *c = req->data;
+    c->write_active = false;
+    op_buf_reset(&c->writing);
+    if (status < 0)
+        check_end(c, false, uv_strerror(status));
+    else
+        check_flush(c);
+}
+
+/* https: ciphertext through the filter; the request once established. */
+static void check_tls_input(struct check *c, const char *p, size_t len)
+{
+    struct op_buf plain;
+    op_buf_init(&plain, CHECK_IN_MAX - c->inlen);
+    int rc = op_tls_conn_input(c->tls, p, len, &plain, &c->wire);
+    if (plain.len > 0) {
+        memcpy(c->in + c->inlen, plain.data, plain.len);
+        c->inlen += plain.len;
+    }
+    op_buf_fini(&plain);
+    if (rc != 0 && rc != OP_ECLOSED) {
+        char why[160], text[200];
+        int fail = op_tls_conn_failure(c->tls, why, sizeof(why));
+        snprintf(text, sizeof(text), "TLS: %s (%s)", op_err_msg(fail != 0 ? fail : OP_ETLS), why);
+        check_end(c, false, text);
+        return;
+    }
+    if (op_tls_conn_established(c->tls) && !c->req_sealed) {
+        c->req_sealed = true;
+        if (op_tls_conn_output(c->tls, c->req, c->reqlen, &c->wire) != 0) {
+            check_end(c, false, "TLS: cannot send the check");
+            return;
+        }
+    }
+    check_flush(c);
+    if (c->inlen > 0)
+        check_status(c);
+    if (!c->done && rc == OP_ECLOSED)
+        check_end(c, false, "connection closed before the status line");
+}
+
 static void check_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct check *c = st->data;
-    (void)buf;
     if (c->done || nread == 0)
         return;
     if (nread < 0) {
         check_end(c, false, "connection closed before the status line");
         return;
     }
+    if (c->tls != NULL) {
+        check_tls_input(c, buf->base, (size_t)nread);
+        return;
+    }
     c->inlen += (size_t)nread;
     check_status(c);
-}
-
-static void check_written(uv_write_t *req, int status)
-{
-    struct check *c = req->data;
-    if (status < 0)
-        check_end(c, false, uv_strerror(status));
 }
 
 static void check_connected(uv_connect_t *req, int status)
@@ -192,10 +285,25 @@ static void check_connected(uv_connect_t *req, int status)
         check_end(c, false, uv_strerror(status));
         return;
     }
-    uv_buf_t b = uv_buf_init(c->req, (unsigned)c->reqlen);
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, check_written) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, check_alloc, check_read) != 0)
-        check_end(c, false, "cannot send the check");
+    struct op_origin_server *s = c->w->s;
+    if (s->tls != NULL &&
+        (c->tls = op_tls_conn_client_new(s->tls, s->spec.tls_name, NULL)) == NULL) {
+        check_end(c, false, "out of memory");
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, check_alloc, check_read) != 0) {
+        check_end(c, false, "cannot read the answer");
+        return;
+    }
+    if (c->tls != NULL) {
+        check_tls_input(c, NULL, 0); /* the ClientHello */
+        return;
+    }
+    if (op_buf_append(&c->wire, c->req, c->reqlen) != 0) {
+        check_end(c, false, "out of memory");
+        return;
+    }
+    check_flush(c);
 }
 
 static void check_start(uv_timer_t *t)
@@ -223,6 +331,8 @@ static void check_start(uv_timer_t *t)
     }
     c->reqlen = (size_t)n;
     c->w = w;
+    op_buf_init(&c->wire, SIZE_MAX);
+    op_buf_init(&c->writing, SIZE_MAX);
     w->check = c;
     uv_tcp_init(w->loop, &c->tcp);
     uv_timer_init(w->loop, &c->timer);

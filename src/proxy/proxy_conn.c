@@ -28,6 +28,8 @@ static void client_free(struct op_client *c)
     op_buf_fini(&c->in);
     op_buf_fini(&c->out);
     op_buf_fini(&c->writing);
+    op_buf_fini(&c->tls_wire);
+    op_tls_conn_free(c->tls);
     c->magic = 0;
     free(c);
     if (ctx->draining && ctx->nclients == 0 && ctx->on_drained != NULL)
@@ -50,12 +52,57 @@ void op_proxy__client_unref(struct op_client *c)
         client_free(c);
 }
 
+/* The handshake is over: it succeeded, or <failed> counts why not. */
+static void tls_handshake_ended(struct op_client *c, enum op_metric failed)
+{
+    struct op_proxy_ctx *ctx = c->ctx;
+    c->handshaking = false;
+    ctx->nhandshakes--;
+    if (failed != OP_M__COUNT) {
+        ctx->metrics.v[failed]++;
+        return;
+    }
+    const char *v = op_tls_conn_version(c->tls);
+    ctx->metrics.v[strcmp(v, "TLSv1.3") == 0 ? OP_M_tls_handshakes_tls13_total
+                                             : OP_M_tls_handshakes_tls12_total]++;
+    if (op_tls_conn_resumed(c->tls))
+        op_metric_inc(&ctx->metrics, tls_resumed_total);
+}
+
+/* Hand <wire> to the socket now if it takes it whole, without waiting: for
+ * the last records before a close (an alert, close_notify). libuv refuses
+ * (EAGAIN) while an earlier write is queued, so nothing is reordered. */
+static void tls_send_last(struct op_client *c)
+{
+    if (c->tls_wire.len == 0)
+        return;
+    uv_buf_t b = uv_buf_init(c->tls_wire.data, (unsigned)c->tls_wire.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n > 0)
+        op_metric_add(&c->ctx->metrics, bytes_out_total, (uint64_t)n);
+    op_buf_reset(&c->tls_wire);
+}
+
+/* RFC 8446 §6.1: a close_notify before closing, so the client can tell the
+ * end from a truncation. Best effort: nothing waits for it. */
+static void tls_say_goodbye(struct op_client *c)
+{
+    if (!op_tls_conn_established(c->tls) || c->out.len > 0)
+        return;
+    op_tls_conn_shutdown(c->tls, &c->tls_wire);
+    tls_send_last(c);
+}
+
 void op_proxy__close(struct op_client *c)
 {
     if (c->closing)
         return; /* several paths end here */
-    c->closing = true;
     struct op_proxy_ctx *ctx = c->ctx;
+    if (c->handshaking)
+        tls_handshake_ended(c, OP_M_tls_handshakes_closed_total);
+    else if (c->tls != NULL && !c->write_active)
+        tls_say_goodbye(c);
+    c->closing = true;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -80,6 +127,12 @@ static void on_timer(uv_timer_t *t)
     OP_CHECK_OBJ(c, OP_CLIENT_MAGIC);
     if (op_proxy__flight_waiting(c)) {
         op_proxy__flight_timeout(c);
+        return;
+    }
+    if (c->handshaking) {
+        op_log_debug("proxy", "client %s: TLS handshake timed out", c->peer);
+        tls_handshake_ended(c, OP_M_tls_handshakes_timeout_total);
+        op_proxy__close(c);
         return;
     }
     op_log_debug("proxy", "client %llu: timeout in %s", (unsigned long long)c->id, rq_name[c->rq]);
@@ -135,7 +188,9 @@ static void client_arm_timer(struct op_client *c)
     uint64_t ms = 0, now = uv_now(c->ctx->loop);
     if (c->closing)
         return;
-    if (op_proxy__flight_waiting(c)) {
+    if (c->handshaking) {
+        ms = c->handshake_by_ms > now ? c->handshake_by_ms - now : 1;
+    } else if (op_proxy__flight_waiting(c)) {
         uint64_t mono = op_time_mono_ms();
         ms = c->r.flight_deadline_ms > mono ? c->r.flight_deadline_ms - mono : 1;
     } else if (c->write_active)
@@ -164,6 +219,13 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     struct op_client *c = h->data;
     char *space;
     (void)hint;
+    if (c->tls != NULL) {
+        /* ciphertext: the filter copies it before the read callback returns,
+         * so one buffer serves every connection of the worker */
+        buf->base = c->ctx->tls_read;
+        buf->len = sizeof(c->ctx->tls_read);
+        return;
+    }
     size_t want = c->in.max - c->in.len < 16384 ? c->in.max - c->in.len : 16384;
     if (want == 0 || op_buf_reserve(&c->in, want, &space) != 0) {
         buf->base = NULL;
@@ -190,6 +252,49 @@ static void read_start(struct op_client *c)
         c->reading = true;
 }
 
+static void flush(struct op_client *c);
+
+/* Feed ciphertext (<len> 0: take out what the filter still holds) into
+ * c->in. Returns whether the connection lives on; plaintext that arrived is
+ * in c->in for the step. */
+static bool tls_input(struct op_client *c, const char *p, size_t len)
+{
+    size_t before = c->in.len;
+    int rc = op_tls_conn_input(c->tls, p, len, &c->in, &c->tls_wire);
+    if (c->handshaking && op_tls_conn_established(c->tls)) {
+        tls_handshake_ended(c, OP_M__COUNT);
+        client_arm_timer(c); /* now the idle deadline */
+    }
+    if (rc == OP_ECLOSED) {
+        /* close_notify: what came before it is answered, then we close */
+        c->close_after = true;
+        c->peer_closed = true;
+        read_stop(c);
+    } else if (rc != 0) {
+        if (c->handshaking)
+            tls_handshake_ended(c, op_tls_conn_failed_sni(c->tls)
+                                       ? OP_M_tls_handshakes_sni_total
+                                       : OP_M_tls_handshakes_protocol_total);
+        else
+            op_metric_inc(&c->ctx->metrics, tls_errors_total);
+        op_log_debug("proxy", "client %s: TLS: %s", c->peer, op_err_msg(rc));
+        tls_send_last(c); /* the alert, if the socket takes it */
+        op_proxy__close(c);
+        return false;
+    }
+    if (c->tls_wire.len > 0)
+        flush(c);
+    if (c->in.len > before) {
+        if (c->rq == OP_RQ_HEAD && c->head_by_ms == 0)
+            c->head_by_ms = uv_now(c->ctx->loop) + c->ctx->conf->header_timeout_ms;
+        else if (c->rq == OP_RQ_BODY)
+            c->body_last_ms = uv_now(c->ctx->loop);
+    }
+    if (op_tls_conn_has_pending(c->tls))
+        read_stop(c); /* c->in is full: the step takes it out, then asks for the rest */
+    return !c->closing;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct op_client *c = s->data;
@@ -204,6 +309,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         op_proxy__close(c);
+        return;
+    }
+    if (c->tls != NULL) {
+        if (tls_input(c, buf->base, (size_t)nread))
+            op_proxy__step(c); /* may close c */
         return;
     }
     op_buf_commit(&c->in, (size_t)nread);
@@ -240,8 +350,9 @@ static void body_unpause(struct op_client *c)
     c->body_paused_ms = 0;
 }
 
-/* The connection's driver: all protocol decisions for the client side. */
-void op_proxy__step(struct op_client *c)
+/* One turn of the connection's driver; true when it took plaintext the TLS
+ * filter held back and should run again. */
+static bool step_once(struct op_client *c)
 {
     const struct op_conf *conf = c->ctx->conf;
     while (!c->closing) {
@@ -250,7 +361,7 @@ void op_proxy__step(struct op_client *c)
                 break;
             if (!c->keep_alive || c->close_after || c->ctx->draining) {
                 op_proxy__close(c);
-                return;
+                return false;
             }
             reset_for_next(c);
             continue;
@@ -270,7 +381,7 @@ void op_proxy__step(struct op_client *c)
                     op_metric_inc(&c->ctx->metrics, client_errors_total);
                     read_stop(c);
                     op_proxy__error(c, g.status, g.why, true);
-                    return;
+                    return false;
                 }
                 op_buf_consume(&c->in, g.skip);
                 c->head_gated = true;
@@ -280,14 +391,14 @@ void op_proxy__step(struct op_client *c)
         int rc = op_http_parser_execute(&c->parser, c->in.data ? c->in.data : "", c->in.len, &used);
         op_buf_consume(&c->in, used);
         if (c->closing)
-            return;
+            return false;
         if (rc == OP_EPARSE) {
             op_log_info("proxy", "client %s: bad request: %s", c->peer,
                         c->parser.err_reason ? c->parser.err_reason : "?");
             op_metric_inc(&c->ctx->metrics, client_errors_total);
             read_stop(c);
             if (c->rs == OP_RS_DONE && c->close_after)
-                return; /* a response that ends the connection is already queued */
+                return false; /* a response that ends the connection is already queued */
             if (c->rs == OP_RS_NONE || c->rs == OP_RS_WAIT) {
                 if (c->r.fetch != NULL) { /* the origin never sees the rest */
                     op_fetch_abort(c->r.fetch);
@@ -298,7 +409,7 @@ void op_proxy__step(struct op_client *c)
             } else {
                 op_proxy__close(c); /* mid-response: never resync */
             }
-            return;
+            return false;
         }
         if (rc == OP_EAGAIN) {
             op_http_parser_resume(&c->parser);
@@ -307,14 +418,14 @@ void op_proxy__step(struct op_client *c)
                 c->keep_alive = c->req.keep_alive;
                 op_proxy__request_start(c); /* may close c */
                 if (c->closing)
-                    return;
+                    return false;
                 continue;
             }
             if (c->parser.event == OP_HTTP_EV_DONE) {
                 op_proxy__set_rq(c, OP_RQ_DONE);
                 op_proxy__request_body_done(c);
                 if (c->closing)
-                    return;
+                    return false;
                 continue;
             }
         }
@@ -323,25 +434,42 @@ void op_proxy__step(struct op_client *c)
             if (c->body_paused_ms == 0)
                 c->body_paused_ms = uv_now(c->ctx->loop);
             client_arm_timer(c);
-            return;
+            return false;
         }
         break; /* need more bytes */
     }
     if (c->closing)
-        return;
+        return false;
     if (c->rq == OP_RQ_HEAD && c->in.len >= c->in.max) {
         op_proxy__error(c, 431, "request head too large", true);
-        return;
+        return false;
     }
     /* keep reading while there is room; pipelined requests wait in c->in */
     if (c->in.len < c->in.max) {
         body_unpause(c);
-        read_start(c);
+        if (c->tls != NULL && op_tls_conn_has_pending(c->tls)) {
+            /* what the filter held back while c->in was full */
+            size_t before = c->in.len;
+            return tls_input(c, NULL, 0) && c->in.len > before;
+        }
+        if (c->peer_closed && c->rq != OP_RQ_DONE) {
+            op_proxy__close(c); /* the rest of the request will never come */
+            return false;
+        }
+        if (!c->peer_closed)
+            read_start(c);
     }
     client_arm_timer(c);
+    return false;
 }
 
-static void flush(struct op_client *c);
+/* The connection's driver: all protocol decisions for the client side. */
+void op_proxy__step(struct op_client *c)
+{
+    /* each turn makes room in c->in for what the filter holds: a few do */
+    for (int turn = 0; turn < 64 && step_once(c); turn++)
+        ;
+}
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -355,7 +483,7 @@ static void on_write(uv_write_t *req, int status)
         op_proxy__close(c);
         return;
     }
-    if (c->out.len > 0) {
+    if (c->out.len > 0 || c->tls_wire.len > 0) {
         flush(c);
         return;
     }
@@ -365,14 +493,37 @@ static void on_write(uv_write_t *req, int status)
     op_proxy__step(c);
 }
 
+/* Seal <p, len> into c->tls_wire, after what c->out still holds. */
+static int tls_seal(struct op_client *c, const char *p, size_t len)
+{
+    int rc = 0;
+    if (c->out.len > 0) {
+        rc = op_tls_conn_output(c->tls, c->out.data, c->out.len, &c->tls_wire);
+        op_buf_reset(&c->out);
+    }
+    if (rc == 0 && len > 0)
+        rc = op_tls_conn_output(c->tls, p, len, &c->tls_wire);
+    return rc;
+}
+
 static void flush(struct op_client *c)
 {
-    if (c->write_active || c->out.len == 0 || c->closing)
+    if (c->write_active || c->closing)
+        return;
+    struct op_buf *from = &c->out;
+    if (c->tls != NULL) {
+        if (c->out.len > 0 && op_tls_conn_established(c->tls) && tls_seal(c, NULL, 0) != 0) {
+            op_proxy__close(c);
+            return;
+        }
+        from = &c->tls_wire;
+    }
+    if (from->len == 0)
         return;
     struct op_buf tmp = c->writing;
-    c->writing = c->out;
-    c->out = tmp;
-    op_buf_reset(&c->out);
+    c->writing = *from;
+    *from = tmp;
+    op_buf_reset(from);
     uv_buf_t b = uv_buf_init(c->writing.data, (unsigned)c->writing.len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
@@ -399,6 +550,15 @@ void op_proxy__out_direct(struct op_client *c, const char *head, size_t hlen, co
 {
     if (c->closing)
         return;
+    if (c->tls != NULL) {
+        /* sealed straight from the caller's bytes: the encryption is the copy */
+        if (tls_seal(c, head, hlen) != 0 || tls_seal(c, body, blen) != 0) {
+            op_proxy__close(c);
+            return;
+        }
+        flush(c);
+        return;
+    }
     size_t done = 0;
     if (!c->write_active && c->out.len == 0) {
         uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hlen),
@@ -430,7 +590,7 @@ void op_proxy__out_commit(struct op_client *c, size_t n)
 
 size_t op_proxy__out_pending(const struct op_client *c)
 {
-    return c->out.len + c->writing.len;
+    return c->out.len + c->writing.len + c->tls_wire.len;
 }
 
 void op_proxy__response_done(struct op_client *c)
@@ -448,23 +608,33 @@ static void on_connection_refused_close(uv_handle_t *h)
     free(h);
 }
 
-void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener)
+void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener, bool tls)
 {
     const struct op_conf *conf = ctx->conf;
-    if (ctx->nclients >= conf->max_connections || ctx->draining) {
+    bool refuse_tls =
+        tls && (ctx->nhandshakes >= conf->tls_max_handshakes || ctx->gen->tls == NULL);
+    struct op_tls_conn *tc = NULL;
+    if (tls && !refuse_tls && (tc = op_tls_conn_new(ctx->gen->tls)) == NULL)
+        refuse_tls = true; /* out of memory */
+    if (ctx->nclients >= conf->max_connections || ctx->draining || refuse_tls) {
         /* accept and close, so the kernel backlog does not fill with them */
+        op_tls_conn_free(tc);
         uv_tcp_t *t = malloc(sizeof(*t));
         if (t == NULL)
             return;
         uv_tcp_init(ctx->loop, t);
         if (uv_accept(listener, (uv_stream_t *)t) == 0)
-            op_metric_inc(&ctx->metrics, connections_refused_total);
+            ctx->metrics.v[refuse_tls && ctx->nclients < conf->max_connections && !ctx->draining
+                               ? OP_M_tls_handshakes_refused_total
+                               : OP_M_connections_refused_total]++;
         uv_close((uv_handle_t *)t, on_connection_refused_close);
         return;
     }
     struct op_client *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        op_tls_conn_free(tc);
         return;
+    }
     c->magic = OP_CLIENT_MAGIC;
     c->ctx = ctx;
     uv_tcp_init(ctx->loop, &c->tcp);
@@ -473,6 +643,8 @@ void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener)
     op_buf_init(&c->in, conf->max_header_size + IN_EXTRA);
     op_buf_init(&c->out, SIZE_MAX);
     op_buf_init(&c->writing, SIZE_MAX);
+    op_buf_init(&c->tls_wire, SIZE_MAX);
+    c->tls = tc;
     op_http_msg_init(&c->req, (uint32_t)conf->max_headers, conf->max_header_size);
     op_http_parser_init(&c->parser, false, &c->req, on_req_body, c);
     op_proxy__request_init(&c->r);
@@ -486,6 +658,11 @@ void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener)
         return;
     }
     op_metric_inc(&ctx->metrics, connections_total);
+    if (c->tls != NULL) {
+        c->handshaking = true;
+        ctx->nhandshakes++;
+        c->handshake_by_ms = uv_now(ctx->loop) + conf->tls_handshake_timeout_ms;
+    }
     c->id = ++ctx->next_request_id;
     struct sockaddr_storage peer;
     int plen = sizeof(peer);

@@ -129,9 +129,7 @@ static void answer_failure(struct op_client *c, int err)
         op_proxy__overloaded(c, "the origin is at its limit and its queue is full or too slow");
         return;
     }
-    const char *why = status               ? "stale-if-error"
-                      : err == OP_ETIMEOUT ? "origin timeout"
-                                           : "origin unreachable";
+    const char *why = status ? "stale-if-error" : op_proxy__origin_failure(err);
     if (op_proxy__serve_stale_on_error(c, status ? err : 0, why))
         return;
     if (status) {
@@ -140,10 +138,8 @@ static void answer_failure(struct op_client *c, int err)
         char detail[64];
         snprintf(detail, sizeof(detail), "the origin answered %d", err);
         op_proxy__error(c, err, detail, false);
-    } else if (err == OP_ETIMEOUT) {
-        op_proxy__error(c, 504, "the origin did not answer in time", false);
     } else {
-        op_proxy__error(c, 502, "the origin could not be reached or answered badly", false);
+        op_proxy__origin_error(c, err);
     }
 }
 

@@ -6,6 +6,7 @@
 #include "outpost/flight.h"
 #include "outpost/proxy.h"
 #include "outpost/store.h"
+#include "outpost/tls.h"
 
 #define OP_CLIENT_MAGIC 0x434c4e54u
 /* Request ids carry the worker in their top 16 bits; shown as worker-number. */
@@ -73,6 +74,7 @@ struct op_request {
     struct op_proxy_site *site; /* borrowed from gen */
     struct op_proxy_gen *gen;   /* a reference while routed */
     struct op_buf key;          /* primary cache key */
+    bool https;                 /* it came over TLS */
     bool cacheable;             /* GET/HEAD without a body */
     enum op_fwd fwd;
     struct op_fetch *fetch; /* owned: freed with op_fetch_abort */
@@ -145,7 +147,14 @@ struct op_client {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
-    enum op_req_state rq; /* set by op_proxy__set_rq only */
+    /* TLS (NULL for plain HTTP): ciphertext read goes through the filter into
+     * <in>; what is queued in <out> is sealed into <tls_wire> when written */
+    struct op_tls_conn *tls;  /* owned */
+    struct op_buf tls_wire;   /* records not yet handed to uv_write */
+    bool handshaking;         /* counted in ctx->nhandshakes until it ends */
+    bool peer_closed;         /* the client sent close_notify: nothing more comes */
+    uint64_t handshake_by_ms; /* uv_now deadline of the handshake */
+    enum op_req_state rq;     /* set by op_proxy__set_rq only */
     enum op_resp_state rs;
     /* Deadlines of the request being read (uv_now of the worker's loop): the
      * head's from its first byte; the body's per gap, and its rate floor
@@ -223,20 +232,34 @@ void op_proxy__request_body_done(struct op_client *c);
 /* Writes drained below the low watermark. */
 void op_proxy__on_client_drain(struct op_client *c);
 
+/* proxy_respond.c */
+/* The origin exchange failed with <err> (an OP_E* code from fetch) and
+ * nothing stale may be served: 502 or 504 with the failure named in
+ * Cache-Status (op_proxy__origin_failure) and on the page. */
+void op_proxy__origin_error(struct op_client *c, int err);
+/* Answer a plain request with 308 to the same target on https (the first
+ * listen_tls port); <host, hlen> is the request's valid Host. <has_body>: the
+ * body is not read, so the connection closes after. */
+void op_proxy__redirect_https(struct op_client *c, const char *host, size_t hlen, bool has_body);
+
 /* proxy_origin.c */
 /* The request head for the origin: origin-form target, the request's fields
  * (op_proxy__request_start already removed the hop-by-hop ones from <m>), Via
- * and X-Forwarded-*,
+ * and X-Forwarded-* (Proto from <https>: how the client came),
  * and the body framing (*chunked: re-chunk the body). <method> overrides the
  * request's (NULL keeps it). With <validators> (may be empty), the client's
  * conditionals and Range are left out (not removed from <m>) and
  * If-None-Match / If-Modified-Since from those stored fields are sent. */
 int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct op_conf_site *site,
-                          const char *peer, const char *cache_name, const char *method,
+                          const char *peer, bool https, const char *cache_name, const char *method,
                           const struct op_headers *validators, bool *chunked);
 /* Copy the fields of <from> except hop-by-hop ones (stripped from <from>) and
  * <skip> (may be NULL) into <to>. */
 void op_proxy__copy_fields(struct op_headers *to, struct op_headers *from, const char *skip);
+/* A failed origin exchange (an OP_E* code from fetch) as Cache-Status and
+ * the access log name it: "origin timeout", "certificate verify failed",
+ * "origin speaks plain HTTP", "handshake timeout", ... */
+const char *op_proxy__origin_failure(int err);
 /* The origin statuses that stale-if-error covers (RFC 5861 §4). */
 bool op_proxy__origin_error_status(int status);
 /* RFC 9110 §6.6.1: a recipient with a clock adds the Date a response lacks. */

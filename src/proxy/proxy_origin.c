@@ -35,7 +35,7 @@ static int serialize_fields(const struct op_headers *fields, bool no_conditional
 }
 
 int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct op_conf_site *site,
-                          const char *peer, const char *cache_name, const char *method,
+                          const char *peer, bool https, const char *cache_name, const char *method,
                           const struct op_headers *validators, bool *chunked)
 {
     const char *t;
@@ -62,8 +62,8 @@ int op_proxy__origin_head(struct op_buf *h, struct op_http_msg *m, const struct 
     op_headers_remove_all(&m->headers, "x-forwarded-for");
     op_headers_remove_all(&m->headers, "x-forwarded-proto");
     int rc = serialize_fields(&m->headers, validators != NULL, h);
-    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nVia: %d.%d %s\r\n", xbuf,
-                   m->major, m->minor, cache_name);
+    op_buf_appendf(h, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nVia: %d.%d %s\r\n", xbuf,
+                   https ? "https" : "http", m->major, m->minor, cache_name);
     /* W3C Edge Architecture: say we take Surrogate-Control, and under which
      * device token (appended to any a surrogate in front of us sent) */
     op_buf_appendf(h, "Surrogate-Capability: %s=\"Surrogate/1.0\"\r\n", cache_name);
@@ -183,4 +183,16 @@ const char *op_proxy__store_revalidated(struct op_proxy_ctx *ctx, const struct o
     op_headers_remove_all(stored, "age"); /* ours is computed when served */
     *queued = nostore == NULL && op_proxy__store(ctx, key, req, meta, stored, body, purge_seq);
     return nostore;
+}
+
+const char *op_proxy__origin_failure(int err)
+{
+    switch (err) {
+    case OP_ETIMEOUT: return "origin timeout";
+    case OP_ETLSVERIFY: return "certificate verify failed";
+    case OP_ETLSPLAIN: return "origin speaks plain HTTP";
+    case OP_ETLSTIMEOUT: return "handshake timeout";
+    case OP_ETLS: return "TLS handshake failed";
+    default: return "origin unreachable";
+    }
 }

@@ -348,8 +348,9 @@ int op_proxy__publish(struct op_client *c, struct op_flight *f, bool leader_wait
     bool chunked;
     op_buf_init(&head, SIZE_MAX);
     if (rc == 0)
-        rc = op_proxy__origin_head(&head, &c->req, r->site->conf, c->peer, ctx->conf->cache_name,
-                                   "GET", pub->conditional ? &pub->stale_headers : &none, &chunked);
+        rc = op_proxy__origin_head(&head, &c->req, r->site->conf, c->peer, r->https,
+                                   ctx->conf->cache_name, "GET",
+                                   pub->conditional ? &pub->stale_headers : &none, &chunked);
     op_headers_fini(&none);
     pub->start_ms = op_time_mono_ms();
     if (rc == 0) {

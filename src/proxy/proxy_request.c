@@ -122,8 +122,8 @@ void op_proxy__fetch_alone(struct op_client *c, bool revalidate)
     struct op_buf head;
     op_buf_init(&head, SIZE_MAX);
     bool has_body = c->req.chunked || c->req.content_length > 0;
-    if (op_proxy__origin_head(&head, &c->req, r->site->conf, c->peer, c->ctx->conf->cache_name,
-                              NULL, revalidate ? &r->stale_headers : NULL,
+    if (op_proxy__origin_head(&head, &c->req, r->site->conf, c->peer, r->https,
+                              c->ctx->conf->cache_name, NULL, revalidate ? &r->stale_headers : NULL,
                               &r->req_chunked_to_origin) != 0) {
         op_buf_fini(&head);
         op_proxy__error(c, 500, "could not build the origin request", true);
@@ -296,6 +296,7 @@ void op_proxy__request_start(struct op_client *c)
     r->request_ms = op_time_now_ms();
     r->request_time = r->request_ms / 1000;
     r->t_start_ms = op_time_mono_ms();
+    r->https = c->tls != NULL;
     op_metric_inc(&ctx->metrics, requests_total);
     /* the origin never sees hop-by-hop fields, so routing, the cache key,
      * Vary and policy never use them either: one view of the request */
@@ -319,6 +320,15 @@ void op_proxy__request_start(struct op_client *c)
         op_proxy__error(c, 421, "no site is configured for this host", false);
         return;
     }
+    /* A connection whose SNI chose a site's own certificate is that site's:
+     * another Host on it is misdirected (RFC 9110 §15.5.20), so one site's
+     * certificate never fronts another site's content. */
+    const char *sni_host = c->tls != NULL ? op_tls_conn_host(c->tls) : NULL;
+    if (sni_host != NULL && strcasecmp(sni_host, r->site->conf->host) != 0) {
+        op_metric_inc(&ctx->metrics, client_errors_total);
+        op_proxy__error(c, 421, "the Host is not the site this TLS connection was made for", false);
+        return;
+    }
     if (m->method == OP_HTTP_CONNECT) {
         op_proxy__error(c, 405, "CONNECT is not supported", true);
         return;
@@ -331,16 +341,35 @@ void op_proxy__request_start(struct op_client *c)
     }
     if (has_body && op_headers_has_token(&m->headers, "expect", "100-continue"))
         op_proxy__out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    /* An absolute-form target names a scheme: it must be the connection's,
+     * or a plain request could store an answer under an https URL (the
+     * origin's redirect to https, served back to https clients in a loop). */
+    bool abs_https;
+    const char *auth, *rest;
+    size_t alen, rlen;
+    if (m->target.len > 0 && m->target.data[0] != '/' &&
+        op_http_url_split(m->target.data, m->target.len, &abs_https, &auth, &alen, &rest, &rlen) &&
+        abs_https != r->https) {
+        op_metric_inc(&ctx->metrics, client_errors_total);
+        op_proxy__error(c, 400, "the request target's scheme is not this connection's", true);
+        return;
+    }
     /* keyed on the site that answers too: a catch-all's answer is never
-     * served for a named site's URL, nor one site's for another's */
-    int krc = op_cache_key_primary(false, host, hlen, m->target.data, m->target.len,
-                                   r->site->conf->host, &r->key);
+     * served for a named site's URL, nor one site's for another's; and on the
+     * scheme (RFC 9110 §4.2: http and https URIs are different resources)
+     * unless the site says both serve the same */
+    int krc = op_cache_key_primary(r->https && !r->site->conf->schemes_share_cache, host, hlen,
+                                   m->target.data, m->target.len, r->site->conf->host, &r->key);
     if (krc != 0) {
         op_metric_inc(&ctx->metrics, client_errors_total);
         if (krc == OP_EINVAL)
             op_proxy__error(c, 400, "malformed Host or request target", true);
         else
             op_proxy__error(c, 414, "request target too long for a cache key", true);
+        return;
+    }
+    if (!r->https && r->site->conf->https_redirect) {
+        op_proxy__redirect_https(c, host, hlen, has_body);
         return;
     }
     if (op_proxy__purge_request(c))
@@ -479,7 +508,8 @@ static void invalidate_field(struct op_client *c, const char *field)
     struct op_buf key;
     op_buf_init(&key, 16 * 1024);
     size_t olen = key_origin_len(c->r.key.data, c->r.key.len);
-    if (op_cache_key_primary(false, host, hlen, v, vlen, c->r.site->conf->host, &key) == 0 &&
+    bool https = c->r.key.len > 5 && memcmp(c->r.key.data, "https", 5) == 0;
+    if (op_cache_key_primary(https, host, hlen, v, vlen, c->r.site->conf->host, &key) == 0 &&
         key.len > olen && memcmp(key.data, c->r.key.data, olen) == 0 && key.data[olen] == '/')
         invalidate_key(c, key.data, key.len);
     op_buf_fini(&key);
@@ -656,13 +686,9 @@ static void on_fetch_error(void *owner, int err, bool got_head)
         op_proxy__overloaded(c, "the origin is at its limit and its queue is full or too slow");
         return;
     }
-    if (op_proxy__serve_stale_on_error(
-            c, 0, err == OP_ETIMEOUT ? "origin timeout" : "origin unreachable"))
+    if (op_proxy__serve_stale_on_error(c, 0, op_proxy__origin_failure(err)))
         return;
-    op_proxy__error(c, err == OP_ETIMEOUT ? 504 : 502,
-                    err == OP_ETIMEOUT ? "the origin did not answer in time"
-                                       : "the origin could not be reached or answered badly",
-                    false);
+    op_proxy__origin_error(c, err);
 }
 
 static void on_fetch_drain(void *owner)

@@ -211,10 +211,12 @@ static bool wants_html(const struct op_client *c)
     return op_headers_find(&c->req.headers, "accept", 0) < 0;
 }
 
-void op_proxy__error(struct op_client *c, int status, const char *detail, bool close)
+/* An error page; <cs> the Cache-Status, NULL for "fwd=bypass" with the status. */
+static void error_page(struct op_client *c, int status, const char *detail, bool close,
+                       const char *cs_given)
 {
     struct op_buf body, head;
-    char cs[160];
+    char cs[200];
     op_buf_init(&body, 1u << 20);
     op_buf_init(&head, 4096);
     bool html = wants_html(c);
@@ -245,7 +247,10 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
                        op_proxy__reason(status), detail, name, c->ctx->worker_id, rid);
     if (close)
         c->close_after = true;
-    snprintf(cs, sizeof(cs), "%s; fwd=bypass; detail=\"%d\"", name, status);
+    if (cs_given != NULL)
+        snprintf(cs, sizeof(cs), "%s", cs_given);
+    else
+        snprintf(cs, sizeof(cs), "%s; fwd=bypass; detail=\"%d\"", name, status);
     op_proxy__head_begin(c, &head, status, cs);
     op_buf_appendf(&head, "Content-Type: %s\r\nCache-Control: no-store\r\n",
                    html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8");
@@ -263,6 +268,79 @@ void op_proxy__error(struct op_client *c, int status, const char *detail, bool c
         return;
     if (c->rq != OP_RQ_DONE && close)
         op_proxy__set_rq(c, OP_RQ_DONE); /* the rest of the request is never read */
+    op_proxy__response_done(c);
+    op_proxy__step(c);
+}
+
+void op_proxy__error(struct op_client *c, int status, const char *detail, bool close)
+{
+    error_page(c, status, detail, close, NULL);
+}
+
+void op_proxy__origin_error(struct op_client *c, int err)
+{
+    char cs[200];
+    if (c->r.fwd == OP_FWD_NONE)
+        c->r.fwd = OP_FWD_URI_MISS;
+    op_proxy__cache_status(c, cs, sizeof(cs), 0, 0, false, op_proxy__origin_failure(err));
+    bool tls =
+        err == OP_ETLSVERIFY || err == OP_ETLSPLAIN || err == OP_ETLS || err == OP_ETLSTIMEOUT;
+    const char *detail = tls                  ? op_err_msg(err)
+                         : err == OP_ETIMEOUT ? "the origin did not answer in time"
+                                              : "the origin could not be reached or answered badly";
+    error_page(c, op_err_status(err) == 504 ? 504 : 502, detail, false, cs);
+}
+
+void op_proxy__redirect_https(struct op_client *c, const char *host, size_t hlen, bool has_body)
+{
+    const struct op_http_msg *m = &c->req;
+    const struct op_conf *conf = c->ctx->conf;
+    /* the host without its port: "[v6]" or a name or IPv4 address */
+    size_t name_len = hlen;
+    if (hlen > 0 && host[0] == '[') {
+        const char *end = memchr(host, ']', hlen);
+        name_len = end != NULL ? (size_t)(end - host) + 1 : hlen;
+    } else {
+        const char *colon = memchr(host, ':', hlen);
+        if (colon != NULL)
+            name_len = (size_t)(colon - host);
+    }
+    /* the path and query: an absolute-form target's own (RFC 9112 §3.2.2) */
+    const char *path = m->target.data;
+    size_t plen = m->target.len;
+    bool https;
+    const char *auth;
+    size_t alen;
+    if (plen > 0 && path[0] != '/' &&
+        !op_http_url_split(m->target.data, m->target.len, &https, &auth, &alen, &path, &plen)) {
+        op_proxy__error(c, 400, "a request for \"*\" has no https URL", has_body);
+        return;
+    }
+    uint16_t port = conf->ntls_listens > 0 ? conf->tls_listens[0].port : 443;
+    char port_text[8] = "";
+    if (port != 443)
+        snprintf(port_text, sizeof(port_text), ":%u", port);
+    struct op_buf head;
+    op_buf_init(&head, 64 * 1024);
+    char cs[160];
+    snprintf(cs, sizeof(cs), "%s; fwd=bypass; detail=\"https-redirect\"", conf->cache_name);
+    if (has_body)
+        c->close_after = true;
+    static const char body[] = "308 Permanent Redirect: this site is served over https\n";
+    op_proxy__head_begin(c, &head, 308, cs);
+    op_buf_appendf(&head,
+                   "Location: https://%.*s%s%s%.*s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   "Cache-Control: no-store\r\n",
+                   (int)name_len, host, port_text, plen == 0 ? "/" : "", (int)plen, path);
+    op_proxy__head_end(c, &head, (int64_t)sizeof(body) - 1, false);
+    op_proxy__out(c, head.data, head.len);
+    if (m->method != OP_HTTP_HEAD)
+        op_proxy__out(c, body, sizeof(body) - 1);
+    op_buf_fini(&head);
+    if (c->closing)
+        return;
+    if (c->rq != OP_RQ_DONE && has_body)
+        op_proxy__set_rq(c, OP_RQ_DONE); /* the body is never read */
     op_proxy__response_done(c);
     op_proxy__step(c);
 }

@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <openssl/err.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define PLAIN_STEP 16384 /* one TLS record's worth of plaintext at a time */
@@ -14,30 +15,32 @@
  * through it, an empty one is replaced, so an idle connection holds little. */
 #define BIO_RECYCLE (64 * 1024)
 
-struct op_tls_conn {
-    unsigned magic;
-    struct op_tls_ctx *ctx; /* ref */
-    SSL *ssl;
-    BIO *rbio; /* owned by ssl */
-    BIO *wbio; /* owned by ssl */
-    bool established;
-    bool failed;
-    bool held;                     /* the last input stopped because <plain> was full */
-    bool reneg;                    /* the peer began a handshake after the first (TLS 1.2) */
-    bool sni_failed;               /* SNI named no host and there is no default */
-    const char *host;              /* borrowed from ctx: the host SNI chose; NULL default */
-    size_t rbio_bytes, wbio_bytes; /* through each BIO since it was made */
-};
-
-#define OP_TLS_CONN_MAGIC 0x7415c0a1u
-
-/* A memory BIO; for input, empty means "more to come", not end of file. */
-static BIO *mem_bio(bool input)
+BIO *op_tls__mem_bio(bool input)
 {
     BIO *b = BIO_new(BIO_s_mem());
     if (b != NULL && input)
         BIO_set_mem_eof_return(b, -1);
     return b;
+}
+
+int op_tls__conn_setup(struct op_tls_conn *t, struct op_tls_ctx *ctx)
+{
+    t->rbio = op_tls__mem_bio(true);
+    t->wbio = op_tls__mem_bio(false);
+    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        SSL_free(t->ssl);
+        t->ssl = NULL;
+        ERR_clear_error();
+        return OP_ENOMEM;
+    }
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_app_data(t->ssl, t);
+    op_tls__ctx_ref(ctx);
+    t->ctx = ctx;
+    t->magic = OP_TLS_CONN_MAGIC;
+    return 0;
 }
 
 struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
@@ -46,22 +49,11 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
     if (t == NULL)
         return NULL;
     t->ssl = SSL_new(ctx->base.ssl);
-    t->rbio = mem_bio(true);
-    t->wbio = mem_bio(false);
-    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
-        SSL_free(t->ssl);
+    if (op_tls__conn_setup(t, ctx) != 0) {
         free(t);
-        ERR_clear_error();
         return NULL;
     }
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
-    SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
-    op_tls__ctx_ref(ctx);
-    t->ctx = ctx;
-    t->magic = OP_TLS_CONN_MAGIC;
     return t;
 }
 
@@ -70,6 +62,11 @@ void op_tls_conn_free(struct op_tls_conn *t)
     if (t == NULL)
         return;
     OP_CHECK_OBJ(t, OP_TLS_CONN_MAGIC);
+    /* OpenSSL marks the session of a connection freed without a shutdown as
+     * not resumable; a client's healthy one (pooled connections simply end)
+     * stays good for the next connection to the origin */
+    if (!SSL_is_server(t->ssl) && t->established && !t->failed)
+        SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(t->ssl); /* frees both BIOs */
     op_tls__ctx_unref(t->ctx);
     t->magic = 0;
@@ -111,7 +108,7 @@ void op_tls__conn_sni(SSL *ssl, const char *host, bool failed)
 static void recycle_bios(struct op_tls_conn *t)
 {
     if (t->rbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->rbio) == 0) {
-        BIO *b = mem_bio(true);
+        BIO *b = op_tls__mem_bio(true);
         if (b != NULL) {
             SSL_set0_rbio(t->ssl, b); /* frees the old one */
             t->rbio = b;
@@ -119,7 +116,7 @@ static void recycle_bios(struct op_tls_conn *t)
         }
     }
     if (t->wbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->wbio) == 0) {
-        BIO *b = mem_bio(false);
+        BIO *b = op_tls__mem_bio(false);
         if (b != NULL) {
             SSL_set0_wbio(t->ssl, b);
             t->wbio = b;
@@ -168,10 +165,28 @@ static int after_error(struct op_tls_conn *t, int ret, const char *what)
         ERR_clear_error();
         return OP_ECLOSED;
     }
+    /* a client's handshake: what the origin did wrong, said once */
+    unsigned long first = ERR_peek_error();
+    int why = ERR_GET_LIB(first) == ERR_LIB_SSL ? ERR_GET_REASON(first) : 0;
     char reason[512];
     op_tls__errors(reason, sizeof(reason));
     op_log_debug("tls", "%s failed: %s", what, reason);
     t->failed = true;
+    if (!t->established && !SSL_is_server(t->ssl) && t->fail == 0) {
+        long v = SSL_get_verify_result(t->ssl);
+        if (why == SSL_R_CERTIFICATE_VERIFY_FAILED || v != X509_V_OK) {
+            t->fail = OP_ETLSVERIFY;
+            snprintf(t->fail_why, sizeof(t->fail_why), "%.150s", X509_verify_cert_error_string(v));
+        } else if (why == SSL_R_WRONG_VERSION_NUMBER || why == SSL_R_PACKET_LENGTH_TOO_LONG ||
+                   why == SSL_R_HTTP_REQUEST || why == SSL_R_RECORD_LENGTH_MISMATCH) {
+            t->fail = OP_ETLSPLAIN;
+            snprintf(t->fail_why, sizeof(t->fail_why), "the origin answered in plaintext");
+        } else {
+            const char *text = why != 0 ? ERR_reason_error_string(first) : NULL;
+            t->fail = OP_ETLS;
+            snprintf(t->fail_why, sizeof(t->fail_why), "%.150s", text != NULL ? text : reason);
+        }
+    }
     return OP_EPARSE;
 }
 
@@ -291,6 +306,13 @@ const char *op_tls_conn_host(const struct op_tls_conn *t)
 bool op_tls_conn_failed_sni(const struct op_tls_conn *t)
 {
     return t->sni_failed;
+}
+
+int op_tls_conn_failure(const struct op_tls_conn *t, char *why, size_t whylen)
+{
+    if (whylen > 0)
+        snprintf(why, whylen, "%s", t->fail_why);
+    return t->fail;
 }
 
 bool op_tls_conn_resumed(const struct op_tls_conn *t)

@@ -125,6 +125,19 @@ static int host_cmp(const void *a, const void *b)
     return strcmp(((const struct op_tls_host *)a)->name, ((const struct op_tls_host *)b)->name);
 }
 
+/* The host entry for <name>, matched without case; NULL for none. */
+static struct op_tls_host *find_host(const struct op_tls_ctx *ctx, const char *name)
+{
+    char lower[256];
+    size_t n = strlen(name);
+    if (ctx->nhosts == 0 || n >= sizeof(lower))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    struct op_tls_host key = {.name = lower};
+    return bsearch(&key, ctx->hosts, ctx->nhosts, sizeof(*ctx->hosts), host_cmp);
+}
+
 /* SNI (RFC 6066 §3): a name we hold a certificate for moves the connection
  * to that certificate's SSL_CTX; any other name, or none, keeps the
  * default's, or fails with unrecognized_name when there is no default.
@@ -133,24 +146,14 @@ static int on_servername(SSL *s, int *alert, void *arg)
 {
     struct op_tls_ctx *ctx = arg;
     const char *sni = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    if (sni != NULL && ctx->nhosts > 0) {
-        char lower[256];
-        size_t n = strlen(sni);
-        if (n < sizeof(lower)) {
-            for (size_t i = 0; i <= n; i++)
-                lower[i] = (char)tolower((unsigned char)sni[i]);
-            struct op_tls_host key = {.name = lower};
-            struct op_tls_host *h =
-                bsearch(&key, ctx->hosts, ctx->nhosts, sizeof(*ctx->hosts), host_cmp);
-            if (h != NULL) {
-                if (SSL_set_SSL_CTX(s, h->ssl) == NULL) {
-                    *alert = SSL_AD_INTERNAL_ERROR;
-                    return SSL_TLSEXT_ERR_ALERT_FATAL;
-                }
-                op_tls__conn_sni(s, h->name, false);
-                return SSL_TLSEXT_ERR_OK;
-            }
+    struct op_tls_host *h = sni != NULL ? find_host(ctx, sni) : NULL;
+    if (h != NULL) {
+        if (SSL_set_SSL_CTX(s, h->ssl) == NULL) {
+            *alert = SSL_AD_INTERNAL_ERROR;
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
         }
+        op_tls__conn_sni(s, h->name, false);
+        return SSL_TLSEXT_ERR_OK;
     }
     if (ctx->has_default && !ctx->cfg.reject_unknown_sni) {
         op_tls__conn_sni(s, NULL, false);
@@ -208,7 +211,8 @@ static void check_key_file(const char *key_file)
     if (stat(key_file, &st) != 0)
         return; /* loading it reports why */
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-        op_log_warn("tls", "private key %s can be read by others than its owner (mode %04o): "
+        op_log_warn("tls",
+                    "private key %s can be read by others than its owner (mode %04o): "
                     "chmod 600 it",
                     key_file, (unsigned)(st.st_mode & 07777));
     if (st.st_uid != 0 && st.st_uid != geteuid())
@@ -262,12 +266,11 @@ static struct op_tls_host *host_for(struct op_tls_ctx *ctx, const char *name, ch
         snprintf(why, whylen, "host name \"%s\": expected 1 to 255 characters", name);
         return NULL;
     }
-    for (size_t i = 0; i <= n; i++)
-        lower[i] = (char)tolower((unsigned char)name[i]);
-    struct op_tls_host key = {.name = lower};
-    struct op_tls_host *h = bsearch(&key, ctx->hosts, ctx->nhosts, sizeof(*ctx->hosts), host_cmp);
+    struct op_tls_host *h = find_host(ctx, name);
     if (h != NULL)
         return h;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
     if (ctx->nhosts == OP_TLS_MAX_HOSTS) {
         snprintf(why, whylen, "at most %d host names with certificates", OP_TLS_MAX_HOSTS);
         return NULL;
@@ -307,7 +310,8 @@ int op_tls_ctx_add_cert(struct op_tls_ctx *ctx, const char *host, const char *ce
     if (h == NULL)
         return OP_EINVAL;
     if (rsa ? h->has_rsa : h->has_ecdsa) {
-        snprintf(why, whylen, "certificate %s: %s already has an %s certificate (one RSA and one "
+        snprintf(why, whylen,
+                 "certificate %s: %s already has an %s certificate (one RSA and one "
                  "ECDSA pair per name)",
                  cert_file, h->name ? h->name : "the default", rsa ? "RSA" : "ECDSA");
         return OP_EINVAL;

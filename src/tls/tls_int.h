@@ -27,6 +27,33 @@ struct op_tls_ctx {
     int64_t first_expiry;
 };
 
+struct op_tls_conn {
+    unsigned magic;
+    struct op_tls_ctx *ctx; /* ref */
+    SSL *ssl;
+    BIO *rbio; /* owned by ssl */
+    BIO *wbio; /* owned by ssl */
+    bool established;
+    bool failed;
+    bool held;                       /* the last input stopped because <plain> was full */
+    bool reneg;                      /* the peer began a handshake after the first (TLS 1.2) */
+    bool sni_failed;                 /* SNI named no host and there is no default */
+    const char *host;                /* borrowed from ctx: the host SNI chose; NULL default */
+    struct op_tls_session **session; /* borrowed: a client's slot for new sessions */
+    int fail;                        /* client: why the handshake failed (op_tls_conn_failure) */
+    char fail_why[160];
+    size_t rbio_bytes, wbio_bytes; /* through each BIO since it was made */
+};
+
+#define OP_TLS_CONN_MAGIC 0x7415c0a1u
+
+/* Set the BIOs of a new connection and take a reference on <ctx>: 0, or
+ * OP_ENOMEM (t->ssl freed). */
+int op_tls__conn_setup(struct op_tls_conn *t, struct op_tls_ctx *ctx);
+
+/* A memory BIO; for input, empty means "more to come", not end of file. */
+BIO *op_tls__mem_bio(bool input);
+
 /* A connection's reference. */
 void op_tls__ctx_ref(struct op_tls_ctx *ctx);
 void op_tls__ctx_unref(struct op_tls_ctx *ctx);

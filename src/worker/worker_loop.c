@@ -7,10 +7,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define WORKER_MAGIC 0x574f524bu
 #define SITE_METRICS_MAX 256 /* hosts counted per worker, over all reloads */
+
+#define LISTENERS_MAX (1 + OP_CONF_MAX_LISTEN) /* listen, then each of listen_tls */
+
+struct op_worker;
+
+struct listener {
+    uv_tcp_t tcp;
+    struct op_worker *w; /* borrowed */
+    bool tls;            /* connections on it speak TLS first */
+    bool open;
+};
 
 struct op_worker {
     unsigned magic;
@@ -18,11 +30,10 @@ struct op_worker {
     const struct op_conf *conf; /* borrowed */
     uv_loop_t loop;
     uv_async_t async;
-    uv_tcp_t listener;
+    struct listener listeners[LISTENERS_MAX];
+    size_t nlisteners;
     uv_timer_t deadline;
     uv_timer_t access_timer;
-    int listen_fd;
-    bool listener_open;
     bool finished;
     pthread_t thread;
     struct op_mailbox mailbox;
@@ -41,6 +52,7 @@ struct reload_msg {
     uint64_t id;
     const struct op_conf *conf;
     struct op_origin_server *servers;
+    struct op_tls_ctx *tls;
 };
 
 struct released_msg {
@@ -84,7 +96,7 @@ static struct op_site_metrics *site_metrics_for(struct op_worker *w, const char 
 /* The sites of <conf>, each with this worker's pools for its origins
  * (<servers>: conf->sites[i].norigins each, in order). */
 static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const struct op_conf *conf,
-                                    struct op_origin_server *servers)
+                                    struct op_origin_server *servers, struct op_tls_ctx *tls)
 {
     struct op_proxy_gen *g = calloc(1, sizeof(*g));
     if (g == NULL || (g->sites = calloc(conf->nsites, sizeof(*g->sites))) == NULL) {
@@ -93,6 +105,7 @@ static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const stru
     }
     g->id = id;
     g->conf = conf;
+    g->tls = tls;
     for (size_t i = 0; i < conf->nsites; i++) {
         const struct op_conf_site *s = &conf->sites[i];
         struct op_upstream *u = &g->sites[i].upstream;
@@ -177,7 +190,7 @@ static void on_reload(struct op_msg *m)
 {
     struct reload_msg *r = (struct reload_msg *)m;
     struct op_worker *w = r->w;
-    struct op_proxy_gen *g = w->finished ? NULL : gen_new(w, r->id, r->conf, r->servers);
+    struct op_proxy_gen *g = w->finished ? NULL : gen_new(w, r->id, r->conf, r->servers, r->tls);
     if (g == NULL) {
         op_log_error("worker", "w%u: cannot take configuration %llu; keeping %llu", w->id,
                      (unsigned long long)r->id, (unsigned long long)w->ctx.gen->id);
@@ -198,7 +211,7 @@ void op_worker_set_release_mailbox(struct op_worker *w, struct op_mailbox *relea
 }
 
 int op_worker_reload(struct op_worker *w, uint64_t id, const struct op_conf *conf,
-                     struct op_origin_server *servers)
+                     struct op_origin_server *servers, struct op_tls_ctx *tls)
 {
     struct reload_msg *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -208,6 +221,7 @@ int op_worker_reload(struct op_worker *w, uint64_t id, const struct op_conf *con
     r->id = id;
     r->conf = conf;
     r->servers = servers;
+    r->tls = tls;
     op_mailbox_post(&w->mailbox, &r->msg);
     return 0;
 }
@@ -221,12 +235,38 @@ uint64_t op_worker_released_gen(const struct op_msg *m, void **arg)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    struct op_worker *w = server->data;
+    struct listener *l = server->data;
     if (status < 0) {
-        op_log_warn("worker", "w%u: accept: %s", w->id, uv_strerror(status));
+        op_log_warn("worker", "w%u: accept: %s", l->w->id, uv_strerror(status));
         return;
     }
-    op_proxy_accept(&w->ctx, server);
+    op_proxy_accept(&l->w->ctx, server, l->tls);
+}
+
+static void listeners_close(struct op_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i].open) {
+            uv_close((uv_handle_t *)&w->listeners[i].tcp, NULL);
+            w->listeners[i].open = false;
+        }
+    }
+}
+
+/* Listener <i> (its fd already made) on the worker's loop. */
+static int listener_open(struct op_worker *w, size_t i, int fd)
+{
+    struct listener *l = &w->listeners[i];
+    l->w = w;
+    uv_tcp_init(&w->loop, &l->tcp);
+    l->tcp.data = l;
+    if (uv_tcp_open(&l->tcp, fd) != 0 ||
+        uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection) != 0) {
+        op_log_error("worker", "w%u: cannot listen", w->id);
+        return OP_EIO; /* the process exits; nothing to unwind */
+    }
+    l->open = true;
+    return 0;
 }
 
 /* Every connection is gone: close what is left so uv_run returns. */
@@ -271,10 +311,7 @@ static void on_deadline(uv_timer_t *t)
 static void on_stop(struct op_msg *m)
 {
     struct op_worker *w = (struct op_worker *)((char *)m - offsetof(struct op_worker, stop_msg));
-    if (w->listener_open) {
-        uv_close((uv_handle_t *)&w->listener, NULL);
-        w->listener_open = false;
-    }
+    listeners_close(w);
     uv_timer_start(&w->deadline, on_deadline, w->conf->shutdown_timeout_ms, 0);
     op_proxy_drain(&w->ctx);
 }
@@ -286,61 +323,71 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int op_worker_create(unsigned id, const struct op_conf *conf, struct op_store *store,
-                     struct op_flight_table *flight, const struct sockaddr_storage *listen_addr,
-                     struct op_origin_server *servers, struct op_access_log *access,
-                     struct op_worker **out)
+int op_worker_create(unsigned id, const struct op_worker_config *cfg, struct op_worker **out)
 {
+    const struct op_conf *conf = cfg->conf;
+    struct op_store *store = cfg->store;
+    if (cfg->ntls_addrs + 1 > LISTENERS_MAX)
+        return OP_EINVAL;
     struct op_worker *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return OP_ENOMEM;
     w->magic = WORKER_MAGIC;
     w->id = id;
     w->conf = conf;
-    int fd = op_net_listen(listen_addr, 1024);
-    if (fd < 0) {
-        free(w);
-        return -fd;
-    }
-    w->listen_fd = fd;
     w->store = store;
+    /* every socket first, on the main thread: a busy port fails here, before
+     * anything needs unwinding */
+    int fds[LISTENERS_MAX];
+    size_t n = 0;
+    for (; n < 1 + cfg->ntls_addrs; n++) {
+        w->listeners[n].tls = n > 0;
+        fds[n] = op_net_listen(n == 0 ? cfg->listen_addr : &cfg->tls_addrs[n - 1], 1024);
+        if (fds[n] < 0) {
+            int rc = -fds[n];
+            while (n > 0)
+                close(fds[--n]);
+            free(w);
+            return rc;
+        }
+    }
     if (uv_loop_init(&w->loop) != 0) {
+        while (n > 0)
+            close(fds[--n]);
         free(w);
         return OP_ENOMEM;
     }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = listener_open(w, i, fds[i]);
+    w->nlisteners = n;
+    if (rc != 0)
+        return rc; /* the process exits */
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;
     uv_timer_init(&w->loop, &w->deadline);
     w->deadline.data = w;
     op_mailbox_init(&w->mailbox, on_wake, &w->async);
     w->stop_msg.run = on_stop;
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    if (uv_tcp_open(&w->listener, fd) != 0 ||
-        uv_listen((uv_stream_t *)&w->listener, 1024, on_connection) != 0) {
-        op_log_error("worker", "w%u: cannot listen", id);
-        return OP_EIO; /* the process exits; nothing to unwind */
-    }
-    w->listener_open = true;
 
     struct op_proxy_ctx *ctx = &w->ctx;
     ctx->loop = &w->loop;
     ctx->worker_id = id;
     ctx->conf = conf;
     ctx->store = store;
-    ctx->flight = flight;
+    ctx->flight = cfg->flight;
     ctx->mailbox = &w->mailbox;
     ctx->on_drained = on_drained;
-    op_access_buf_init(&ctx->access, access);
+    op_access_buf_init(&ctx->access, cfg->access);
     uv_timer_init(&w->loop, &w->access_timer);
     w->access_timer.data = w;
-    if (access != NULL)
+    if (cfg->access != NULL)
         uv_timer_start(&w->access_timer, on_access_timer, 250, 250);
     if (op_store_reader_open(store, &ctx->reader) != 0)
         return OP_ENOMEM;
     ctx->on_gen_released = on_gen_released;
     ctx->site_metrics = calloc(SITE_METRICS_MAX, sizeof(*ctx->site_metrics));
-    struct op_proxy_gen *g = gen_new(w, 1, conf, servers);
+    struct op_proxy_gen *g = gen_new(w, 1, conf, cfg->servers, cfg->tls);
     if (g == NULL)
         return OP_ENOMEM; /* the process exits */
     op_proxy_set_gen(ctx, g);

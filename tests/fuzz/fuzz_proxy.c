@@ -108,11 +108,14 @@ static void start_node(void)
                                    .map_size = conf->cache_size,
                                    .max_object_size = conf->max_object_size};
     struct sockaddr_storage addr;
+    struct op_worker_config wcfg = {.conf = conf, .listen_addr = &addr, .servers = servers};
     if (servers == NULL || op_store_open(&scfg, &store) != 0 ||
         op_flight_table_create(1024, 1, &flight) != 0 ||
-        op_net_resolve(conf->listen_host, conf->listen_port, &addr) != 0 ||
-        op_worker_create(0, conf, store, flight, &addr, servers, NULL, &worker) != 0 ||
-        op_worker_start(worker) != 0)
+        op_net_resolve(conf->listen_host, conf->listen_port, &addr) != 0)
+        abort();
+    wcfg.store = store;
+    wcfg.flight = flight;
+    if (op_worker_create(0, &wcfg, &worker) != 0 || op_worker_start(worker) != 0)
         abort();
     /* the node lives for the whole run: the process exit reclaims it */
 }

@@ -27,8 +27,8 @@ static void ctx_once(void)
     struct op_tls_tickets *tk;
     if (op_tls_tickets_create(&tk) != 0)
         abort();
-    struct op_tls_server_config cfg = {.tickets = tk, .ticket_lifetime_s = 3600,
-                                       .session_cache = 64};
+    struct op_tls_server_config cfg = {
+        .tickets = tk, .ticket_lifetime_s = 3600, .session_cache = 64};
     if (op_tls_ctx_create(&cfg, &ctx) != 0 ||
         op_tls_ctx_add_cert(ctx, NULL, crt, key, why, sizeof(why)) != 0 ||
         op_tls_ctx_add_cert(ctx, "a.test", crt, key, why, sizeof(why)) != 0)

@@ -27,7 +27,9 @@ class Origin:
     """An HTTP/1.1 origin on loopback. `routes` maps a path to a function
     (handler) -> None that writes the response; every request is counted."""
 
-    def __init__(self, host="127.0.0.1", port=None):
+    def __init__(self, host="127.0.0.1", port=None, tls=None):
+        """<tls>: an ssl.SSLContext (server side) to speak HTTPS with; each
+        connection's handshake then runs in its own handler thread."""
         self.host = host
         self.port = port or free_port()
         self.routes = {}
@@ -60,6 +62,9 @@ class Origin:
 
         self.server = http.server.ThreadingHTTPServer((host, self.port), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -1,7 +1,13 @@
 #!/usr/bin/python3
 """Hostile-input corpora against the real binary.
 
-    run_corpus.py OUTPOST_BINARY CORPUS.json [CASE-NAME...]
+    run_corpus.py OUTPOST_BINARY CORPUS.json [--tls] [CASE-NAME...]
+
+With --tls every client exchange goes over a TLS listener (a certificate
+made at start with the openssl command line) instead: the same bytes must
+meet the same gate and get the same answers. One rewrite: an absolute-form
+request target names https there, since the node refuses a target whose
+scheme is not the connection's (README, "TLS").
 
 A corpus is a JSON list of cases. A request case ("send") is raw bytes from a
 hostile client; a response case ("reply") is raw bytes from a hostile origin
@@ -24,9 +30,11 @@ does). Prints 'N passed, N failed'; exit 1 on any failure.
 """
 import json
 import os
+import re
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -43,6 +51,39 @@ def free_port():
 
 def b(s):
     return s.encode("latin-1")
+
+
+CLIENT_TLS = None  # an ssl.SSLContext once --tls made the certificate
+
+
+def connect(port, timeout):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if CLIENT_TLS is None:
+        return s
+    try:
+        return CLIENT_TLS.wrap_socket(s, server_hostname="localhost")
+    except Exception:
+        s.close()
+        raise
+
+
+def readable(s, wait):
+    """Bytes are waiting on <s> within <wait> seconds (TLS: decrypted ones
+    count, which select cannot see)."""
+    if CLIENT_TLS is not None and s.pending() > 0:
+        return True
+    r, _, _ = select.select([s], [], [], wait)
+    return bool(r)
+
+
+def make_cert(tmp):
+    crt, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-days",
+                    "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return crt, key
 
 
 class Origin:
@@ -189,21 +230,20 @@ class Origin:
 def http_exchange(port, data, timeout=4.0, until_close=False):
     """Send raw bytes; read until the peer closes, the timeout, or (unless
     <until_close>) a whole final response. Returns (bytes, closed)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = connect(port, timeout)
     try:
         s.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
         pass
     out = b""
     closed = False
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
-        if not r:
+        if not readable(s, max(0.0, end - time.monotonic())):
             break
         try:
             d = s.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             closed = True
             break
         if not d:
@@ -280,7 +320,8 @@ def get(port, host, path, method="GET"):
     return out
 
 
-def run(binary, corpus_path, only):
+def run(binary, corpus_path, only, tls=False):
+    global CLIENT_TLS
     cases = json.load(open(corpus_path))
     by_name = {c["name"]: c for c in cases}
     if len(by_name) != len(cases):
@@ -288,10 +329,17 @@ def run(binary, corpus_path, only):
         return 1
     origin = Origin(by_name)
     tmp = tempfile.mkdtemp(prefix="outpost-corpus-")
-    port = free_port()
+    port = plain_port = free_port()
+    tls_conf = ""
+    if tls:
+        crt, key = make_cert(tmp)
+        port = free_port()
+        tls_conf = f"listen_tls: 127.0.0.1:{port}\ntls_cert: {crt}\ntls_key: {key}\n"
+        CLIENT_TLS = ssl.create_default_context(cafile=crt)
     conf = os.path.join(tmp, "outpost.yaml")
     with open(conf, "w") as f:
-        f.write(f"""listen: 127.0.0.1:{port}
+        f.write(tls_conf)
+        f.write(f"""listen: 127.0.0.1:{plain_port}
 workers: 1
 cache_dir: {tmp}/cache
 cache_size: 64m
@@ -316,7 +364,7 @@ sites:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", plain_port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.05)
@@ -361,6 +409,8 @@ def check_case(case, port, origin, proc):
     before = len(origin.requests())
     if "send" in case:
         data = b(case["send"].replace("{case}", name))
+        if CLIENT_TLS is not None:
+            data = re.sub(rb"(?m)^([A-Za-z]+) http://", rb"\1 https://", data)
         pieces = case.get("send_pieces")
         if pieces:
             out, closed = slow_send(port, data, pieces)
@@ -436,16 +486,18 @@ def check_case(case, port, origin, proc):
 
 def recv_within(s, wait):
     """Bytes that arrive on <s> within <wait> seconds; None once it closed."""
-    r, _, _ = select.select([s], [], [], wait)
-    if not r:
+    if not readable(s, wait):
         return b""
-    return s.recv(65536) or None
+    try:
+        return s.recv(65536) or None
+    except ssl.SSLError:
+        return None
 
 
 def slow_send(port, data, pieces):
     """Send <data> in pieces of [bytes, gap seconds]; return what came back."""
     size, gap, limit = pieces
-    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    s = connect(port, 2)
     out = b""
     closed = False
     end = time.monotonic() + limit
@@ -458,11 +510,13 @@ def slow_send(port, data, pieces):
             d = recv_within(s, gap if i < len(data) else 0.2)
             closed = d is None
             out += d or b""
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
         closed = True
     s.close()
     return out, closed
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1], sys.argv[2], set(sys.argv[3:])))
+    rest = sys.argv[3:]
+    tls = "--tls" in rest
+    sys.exit(run(sys.argv[1], sys.argv[2], set(a for a in rest if a != "--tls"), tls))

@@ -78,7 +78,7 @@ static void test_every_error_has_its_position(void **state)
     struct op_buf errors;
     op_buf_init(&errors, 65536);
     struct op_conf *c = load("listen: nope\nworkers: lots\ncolour: blue\n"
-                             "sites:\n  - origin: https://x\n    connect_timeout: 10ms\n"
+                             "sites:\n  - origin: ftp://x\n    connect_timeout: 10ms\n"
                              "    typo: 1\n",
                              &errors);
     assert_null(c);
@@ -86,7 +86,7 @@ static void test_every_error_has_its_position(void **state)
     assert_non_null(strstr(e, ":1:9: listen: expected HOST:PORT"));
     assert_non_null(strstr(e, ":2:10: workers: expected a whole number"));
     assert_non_null(strstr(e, ":3:1: colour: unknown key"));
-    assert_non_null(strstr(e, ":5:13: sites[0].origin: https origins are not supported yet"));
+    assert_non_null(strstr(e, ":5:13: sites[0].origin: expected http://HOST[:PORT] or https://"));
     assert_non_null(strstr(e, ":6:22: sites[0].connect_timeout: must be at least 50ms"));
     assert_non_null(strstr(e, ":7:5: sites[0].typo: unknown key"));
     op_buf_fini(&errors);
@@ -169,8 +169,8 @@ static void test_bad_origin_lists(void **state)
     assert_non_null(strstr(e, "sites[0].origin: empty origin"));
     assert_non_null(strstr(e, "sites[1].origin: expected \"URL\" or \"URL weight=N\""));
     assert_non_null(strstr(e, "sites[2].origin: expected \"URL\" or \"URL weight=N\""));
-    assert_non_null(strstr(e, "sites[3].origin: expected one origin per list item"));
-    assert_non_null(strstr(e, "sites[4].origin: expected at least one origin"));
+    assert_non_null(strstr(e, "sites[3].origin: expected one value per list item"));
+    assert_non_null(strstr(e, "sites[4].origin: expected at least one value"));
     assert_non_null(strstr(e, "sites[6].error_page: cannot open \"/nonexistent/e.html\""));
     op_buf_reset(&errors);
     /* whole-config checks run once the keys parse */
@@ -206,6 +206,150 @@ static void test_purge_allow(void **state)
     op_buf_fini(&errors);
 }
 
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    struct op_buf errors;
+    op_buf_init(&errors, 65536);
+    struct op_conf *c = load("listen_tls: [\"127.0.0.1:8443\", \"[::1]:8443\"]\n"
+                             "tls_cert: [/a/rsa.crt, /a/ec.crt]\n"
+                             "tls_key: /a/rsa.key, /a/ec.key\n"
+                             "tls_ticket_rotate: 30m\n"
+                             "sites:\n  - host: a.test\n    origin: http://a\n"
+                             "    tls_cert: /s/a.crt\n    tls_key: /s/a.key\n"
+                             "    https_redirect: true\n"
+                             "  - origin: http://b\n    schemes_share_cache: true\n",
+                             &errors);
+    if (c == NULL)
+        fail_msg("%.*s", (int)errors.len, errors.data);
+    assert_int_equal(c->ntls_listens, 2);
+    assert_string_equal(c->tls_listens[1].host, "::1");
+    assert_int_equal(c->tls_listens[1].port, 8443);
+    char item[64];
+    assert_true(op_conf_list_item(c->tls_cert, 1, item, sizeof(item)));
+    assert_string_equal(item, "/a/ec.crt");
+    assert_true(op_conf_list_item(c->tls_key, 1, item, sizeof(item)));
+    assert_string_equal(item, "/a/ec.key");
+    assert_false(op_conf_list_item(c->tls_key, 2, item, sizeof(item)));
+    assert_int_equal(c->tls_ticket_rotate_ms, 30 * 60000);
+    assert_int_equal(c->tls_handshake_timeout_ms, 10000);
+    assert_string_equal(c->tls_unknown_sni, "default");
+    assert_true(c->sites[0].https_redirect);
+    assert_false(c->sites[0].schemes_share_cache);
+    assert_false(c->sites[1].https_redirect);
+    assert_true(c->sites[1].schemes_share_cache);
+    assert_true(c->sites[0].origin_tls_verify);
+    op_conf_free(c);
+    /* https origins: port 443 unless given, the scheme in any case */
+    c = load("sites:\n  - origin: [\"https://o.test\", \"HTTPS://[::1]:8443\", \"http://p\"]\n"
+             "    origin_ca: /etc/ca.pem\n    origin_tls_verify: false\n",
+             &errors);
+    if (c == NULL)
+        fail_msg("%.*s", (int)errors.len, errors.data);
+    assert_true(c->sites[0].origins[0].tls);
+    assert_int_equal(c->sites[0].origins[0].port, 443);
+    assert_true(c->sites[0].origins[1].tls);
+    assert_string_equal(c->sites[0].origins[1].host, "::1");
+    assert_int_equal(c->sites[0].origins[1].port, 8443);
+    assert_false(c->sites[0].origins[2].tls);
+    assert_int_equal(c->sites[0].origins[2].port, 80);
+    assert_string_equal(c->sites[0].origin_ca, "/etc/ca.pem");
+    assert_false(c->sites[0].origin_tls_verify);
+    op_conf_free(c);
+    op_buf_fini(&errors);
+}
+
+static void test_tls_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"listen_tls: 127.0.0.1:8443\n", "tls_cert: listen_tls needs a default certificate"},
+        {"listen_tls: 127.0.0.1:8443, nonsense\n", "listen_tls: expected HOST:PORT addresses"},
+        {"listen_tls: \"127.0.0.1:8443,\"\n", "listen_tls: expected HOST:PORT addresses"},
+        {"listen_tls: 127.0.0.1:8080\ntls_cert: a\ntls_key: b\n", "also the plain listen"},
+        {"listen_tls: [\"127.0.0.1:1\", \"127.0.0.1:1\"]\ntls_cert: a\ntls_key: b\n",
+         "127.0.0.1:1 is given twice"},
+        {"listen_tls: 127.0.0.1:8443\ntls_cert: a, b\ntls_key: a\n",
+         "tls_key: expected one key per tls_cert (2 certificates, 1 keys)"},
+        {"tls_cert: a\ntls_key: b\n", "tls_cert: there is no listen_tls"},
+        {"listen_tls: 127.0.0.1:8443\ntls_unknown_sni: reject\n", "no site has a tls_cert"},
+        {"listen_tls: 127.0.0.1:8443\ntls_unknown_sni: maybe\n", "expected default or reject"},
+        {"listen_tls: 127.0.0.1:8443\ntls_cert: a\ntls_key: b\ntls_ticket_rotate: 8d\n",
+         "tls_ticket_rotate: must be at most 7d"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct op_buf errors;
+        op_buf_init(&errors, 65536);
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "%ssites:\n  - origin: http://a\n", cases[i].yaml);
+        struct op_conf *c = load(yaml, &errors);
+        op_buf_append(&errors, "", 1);
+        if (c != NULL || strstr(errors.data, cases[i].want) == NULL)
+            fail_msg("case %zu: %s", i, errors.data);
+        op_buf_fini(&errors);
+    }
+    static const struct {
+        const char *site, *want;
+    } site_cases[] = {
+        {"    tls_cert: a\n", "sites[0].tls_key: expected one key per tls_cert"},
+        {"    tls_cert: a\n    tls_key: b\n", "a site for any host has no SNI name"},
+        {"    https_redirect: yes\n", "https_redirect: expected true or false"},
+    };
+    for (size_t i = 0; i < sizeof(site_cases) / sizeof(site_cases[0]); i++) {
+        struct op_buf errors;
+        op_buf_init(&errors, 65536);
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "listen_tls: 127.0.0.1:8443\ntls_cert: c\ntls_key: k\n"
+                 "sites:\n  - origin: http://a\n%s",
+                 site_cases[i].site);
+        struct op_conf *c = load(yaml, &errors);
+        op_buf_append(&errors, "", 1);
+        if (c != NULL || strstr(errors.data, site_cases[i].want) == NULL)
+            fail_msg("site case %zu: %s", i, errors.data);
+        op_buf_fini(&errors);
+    }
+    struct op_buf errors;
+    op_buf_init(&errors, 65536);
+    assert_null(
+        load("sites:\n  - host: a\n    origin: http://a\n    https_redirect: true\n", &errors));
+    op_buf_append(&errors, "", 1);
+    assert_non_null(strstr(errors.data, "https_redirect: there is no listen_tls"));
+    op_buf_fini(&errors);
+}
+
+/* conf/outpost.yaml names every key, set or commented out. */
+static void test_shipped_file_documents_every_key(void **state)
+{
+    (void)state;
+    FILE *f = fopen(OP_SOURCE_DIR "/conf/outpost.yaml", "r");
+    assert_non_null(f);
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const struct op_conf_key *tables[] = {op_conf_top_keys, op_conf_site_keys};
+    for (size_t t = 0; t < 2; t++)
+        for (const struct op_conf_key *k = tables[t]; k->name != NULL; k++) {
+            char want[80];
+            snprintf(want, sizeof(want), "%s:", k->name);
+            const char *at = text;
+            bool found = false;
+            while (!found && (at = strstr(at, want)) != NULL) {
+                /* at the start of a line, after indentation and an optional "# " */
+                const char *b = at;
+                while (b > text && (b[-1] == ' ' || b[-1] == '#'))
+                    b--;
+                found = b == text || b[-1] == '\n' || (b[-1] == '-');
+                at++;
+            }
+            if (!found)
+                fail_msg("conf/outpost.yaml does not mention %s", k->name);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +360,9 @@ int main(void)
         cmocka_unit_test(test_several_origins),
         cmocka_unit_test(test_bad_origin_lists),
         cmocka_unit_test(test_purge_allow),
+        cmocka_unit_test(test_tls_keys),
+        cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_shipped_file_documents_every_key),
     };
     return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }

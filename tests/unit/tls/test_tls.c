@@ -142,19 +142,18 @@ static int emit(struct op_tls_conn *t, const char *p, size_t len)
  * two; <reject>: no default, unknown names refused. */
 static struct op_tls_ctx *server_ctx(struct op_tls_tickets *tk, bool reject)
 {
-    struct op_tls_server_config cfg = {.tickets = tk,
-                                       .ticket_lifetime_s = 3600,
-                                       .reject_unknown_sni = reject};
+    struct op_tls_server_config cfg = {
+        .tickets = tk, .ticket_lifetime_s = 3600, .reject_unknown_sni = reject};
     struct op_tls_ctx *ctx;
     char why[512];
     assert_int_equal(op_tls_ctx_create(&cfg, &ctx), 0);
     if (!reject)
         assert_int_equal(op_tls_ctx_add_cert(ctx, NULL, crt, key, why, sizeof(why)), 0);
-    assert_int_equal(op_tls_ctx_add_cert(ctx, "A.test", file("a", "crt"), file("a", "key"), why,
-                                         sizeof(why)),
-                     0);
-    assert_int_equal(op_tls_ctx_add_cert(ctx, "b.test", file("b-rsa", "crt"),
-                                         file("b-rsa", "key"), why, sizeof(why)),
+    assert_int_equal(
+        op_tls_ctx_add_cert(ctx, "A.test", file("a", "crt"), file("a", "key"), why, sizeof(why)),
+        0);
+    assert_int_equal(op_tls_ctx_add_cert(ctx, "b.test", file("b-rsa", "crt"), file("b-rsa", "key"),
+                                         why, sizeof(why)),
                      0);
     assert_int_equal(op_tls_ctx_add_cert(ctx, "b.test", file("b-ec", "crt"), file("b-ec", "key"),
                                          why, sizeof(why)),
@@ -585,11 +584,11 @@ static void test_cert_errors_name_the_file(void **state)
         {"b.test", "b-ec", "/nonexistent.key", "private key /nonexistent.key", ""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *c = cases[i].cert == NULL          ? crt
-                        : cases[i].cert[0] == '/'      ? cases[i].cert
+        const char *c = cases[i].cert == NULL               ? crt
+                        : cases[i].cert[0] == '/'           ? cases[i].cert
                         : strcmp(cases[i].cert, "key") == 0 ? key
                                                             : file(cases[i].cert, "crt");
-        const char *k = cases[i].key == NULL       ? key
+        const char *k = cases[i].key == NULL     ? key
                         : cases[i].key[0] == '/' ? cases[i].key
                                                  : file(cases[i].key, "key");
         if (op_tls_ctx_add_cert(ctx, cases[i].host, c, k, why, sizeof(why)) != OP_EINVAL ||
@@ -600,9 +599,9 @@ static void test_cert_errors_name_the_file(void **state)
     /* a second pair of one key type for one name */
     assert_int_equal(
         op_tls_ctx_add_cert(ctx, "b.test", file("b-ec", "crt"), file("b-ec", "key"), why, 512), 0);
-    assert_int_equal(op_tls_ctx_add_cert(ctx, "B.TEST", file("a", "crt"), file("a", "key"), why,
-                                         sizeof(why)),
-                     OP_EINVAL);
+    assert_int_equal(
+        op_tls_ctx_add_cert(ctx, "B.TEST", file("a", "crt"), file("a", "key"), why, sizeof(why)),
+        OP_EINVAL);
     assert_non_null(strstr(why, "b.test already has an ECDSA certificate"));
     assert_false(op_tls_ctx_has_default(ctx));
     assert_true(op_tls_ctx_first_expiry(ctx) > (int64_t)time(NULL) + 29 * 86400);
