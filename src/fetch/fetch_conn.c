@@ -324,13 +324,16 @@ static void parse_input(struct op_oconn *c)
     }
 }
 
-/* The origin closed the connection (or sent close_notify). */
-static void conn_eof(struct op_oconn *c)
+/* The origin closed the connection: <clean> with close_notify over TLS
+ * (always, on plain TCP). A body delimited by the close is whole only after
+ * a clean one (RFC 9112 §9.8: a TLS connection closed without close_notify
+ * may have been cut by anyone on the path). */
+static void conn_eof(struct op_oconn *c, bool clean)
 {
     struct op_fetch *f = c->fetch;
     if (f != NULL && try_retry(c))
         return;
-    if (f != NULL && f->got_head && op_http_parser_finish(&c->parser) == 0 &&
+    if (f != NULL && f->got_head && clean && op_http_parser_finish(&c->parser) == 0 &&
         c->parser.event == OP_HTTP_EV_DONE) {
         f->conn = NULL;
         c->fetch = NULL;
@@ -395,7 +398,7 @@ static void tls_input(struct op_oconn *c, const char *p, size_t len)
         if (c->state == OC_IDLE)
             conn_close(c);
         else
-            conn_eof(c);
+            conn_eof(c, true);
     }
 }
 
@@ -448,7 +451,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 fetch_fail(f, OP_ETLS, true);
             return;
         }
-        conn_eof(c);
+        conn_eof(c, c->tls == NULL);
         return;
     }
     op_buf_commit(&c->in, (size_t)nread);

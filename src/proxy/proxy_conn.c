@@ -11,6 +11,7 @@
 
 #define OUT_HIGH (1024 * 1024) /* pause the origin above this many queued bytes */
 #define IN_EXTRA (64 * 1024)   /* input room beyond the head limit, for bodies */
+#define TLS_RECORD 16384       /* plaintext of one TLS record */
 
 static const char *const rq_name[] = {
 #define X(name, str) str,
@@ -193,10 +194,12 @@ static void client_arm_timer(struct op_client *c)
     } else if (op_proxy__flight_waiting(c)) {
         uint64_t mono = op_time_mono_ms();
         ms = c->r.flight_deadline_ms > mono ? c->r.flight_deadline_ms - mono : 1;
-    } else if (c->write_active)
-        ms = conf->send_timeout_ms;
-    else if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE) {
-        if (c->in.len == 0)
+    } else if (c->write_active) {
+        /* from when the write began: bytes the client sends meanwhile do
+         * not move it, only bytes it takes do */
+        ms = c->send_by_ms > now ? c->send_by_ms - now : 1;
+    } else if (c->rq == OP_RQ_HEAD && c->rs == OP_RS_NONE) {
+        if (c->head_by_ms == 0)
             ms = conf->idle_timeout_ms;
         else /* one deadline for the whole head: more bytes do not move it */
             ms = c->head_by_ms > now ? c->head_by_ms - now : 1;
@@ -254,12 +257,21 @@ static void read_start(struct op_client *c)
 
 static void flush(struct op_client *c);
 
+/* TLS input makes records of its own (a KeyUpdate is answered with one):
+ * past this many bytes queued for a client that does not take them, it is
+ * not read until it does. */
+static bool tls_wire_full(const struct op_client *c)
+{
+    return c->tls != NULL && c->write_active && c->tls_wire.len + c->writing.len > OUT_HIGH;
+}
+
 /* Feed ciphertext (<len> 0: take out what the filter still holds) into
  * c->in. Returns whether the connection lives on; plaintext that arrived is
  * in c->in for the step. */
 static bool tls_input(struct op_client *c, const char *p, size_t len)
 {
     size_t before = c->in.len;
+    bool was_established = op_tls_conn_established(c->tls);
     int rc = op_tls_conn_input(c->tls, p, len, &c->in, &c->tls_wire);
     if (c->handshaking && op_tls_conn_established(c->tls)) {
         tls_handshake_ended(c, OP_M__COUNT);
@@ -282,16 +294,19 @@ static bool tls_input(struct op_client *c, const char *p, size_t len)
         op_proxy__close(c);
         return false;
     }
-    if (c->tls_wire.len > 0)
-        flush(c);
-    if (c->in.len > before) {
-        if (c->rq == OP_RQ_HEAD && c->head_by_ms == 0)
-            c->head_by_ms = uv_now(c->ctx->loop) + c->ctx->conf->header_timeout_ms;
-        else if (c->rq == OP_RQ_BODY)
-            c->body_last_ms = uv_now(c->ctx->loop);
-    }
+    /* records it wrote (the handshake's, a ticket) go out with what the step
+     * answers: op_proxy__step flushes them at its end */
+    /* the head's one deadline starts with its first byte of ciphertext: a
+     * record sent a byte at a time yields no plaintext until it is whole */
+    if (c->rq == OP_RQ_HEAD && c->head_by_ms == 0 &&
+        ((was_established && len > 0) || c->in.len > before))
+        c->head_by_ms = uv_now(c->ctx->loop) + c->ctx->conf->header_timeout_ms;
+    if (c->in.len > before && c->rq == OP_RQ_BODY)
+        c->body_last_ms = uv_now(c->ctx->loop);
     if (op_tls_conn_has_pending(c->tls))
         read_stop(c); /* c->in is full: the step takes it out, then asks for the rest */
+    if (tls_wire_full(c))
+        read_stop(c); /* records to send pile up (KeyUpdates): read on once they are taken */
     return !c->closing;
 }
 
@@ -456,7 +471,7 @@ static bool step_once(struct op_client *c)
             op_proxy__close(c); /* the rest of the request will never come */
             return false;
         }
-        if (!c->peer_closed)
+        if (!c->peer_closed && !tls_wire_full(c))
             read_start(c);
     }
     client_arm_timer(c);
@@ -469,6 +484,9 @@ void op_proxy__step(struct op_client *c)
     /* each turn makes room in c->in for what the filter holds: a few do */
     for (int turn = 0; turn < 64 && step_once(c); turn++)
         ;
+    /* TLS records of the filter's own, in one write with any answer */
+    if (!c->closing && c->tls != NULL && c->tls_wire.len > 0)
+        flush(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -485,7 +503,9 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->out.len > 0 || c->tls_wire.len > 0) {
         flush(c);
-        return;
+        if (c->closing || c->write_active)
+            return; /* the next write's callback goes on */
+        /* TLS: the socket took it all at once, so no callback comes */
     }
     op_proxy__on_client_drain(c);
     if (c->closing)
@@ -516,6 +536,18 @@ static void flush(struct op_client *c)
             op_proxy__close(c);
             return;
         }
+        /* what the socket takes now needs no write request and no callback */
+        if (c->tls_wire.len > 0) {
+            uv_buf_t b = uv_buf_init(c->tls_wire.data, (unsigned)c->tls_wire.len);
+            int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            if (n > 0) {
+                op_metric_add(&c->ctx->metrics, bytes_out_total, (uint64_t)n);
+                op_buf_consume(&c->tls_wire, (size_t)n);
+            } else if (n < 0 && n != UV_EAGAIN) {
+                op_proxy__close(c);
+                return;
+            }
+        }
         from = &c->tls_wire;
     }
     if (from->len == 0)
@@ -531,6 +563,7 @@ static void flush(struct op_client *c)
         return;
     }
     c->write_active = true;
+    c->send_by_ms = uv_now(c->ctx->loop) + c->ctx->conf->send_timeout_ms;
     client_arm_timer(c);
 }
 
@@ -551,8 +584,13 @@ void op_proxy__out_direct(struct op_client *c, const char *head, size_t hlen, co
     if (c->closing)
         return;
     if (c->tls != NULL) {
-        /* sealed straight from the caller's bytes: the encryption is the copy */
-        if (tls_seal(c, head, hlen) != 0 || tls_seal(c, body, blen) != 0) {
+        /* the head and the start of the body share a record (one seal, not
+         * two, for a small response); the rest is sealed straight from the
+         * caller's bytes */
+        size_t first = hlen >= TLS_RECORD ? 0 : blen < TLS_RECORD - hlen ? blen : TLS_RECORD - hlen;
+        if (op_buf_append(&c->out, head, hlen) != 0 ||
+            (first > 0 && op_buf_append(&c->out, body, first) != 0) ||
+            tls_seal(c, blen > first ? body + first : NULL, blen - first) != 0) {
             op_proxy__close(c);
             return;
         }

@@ -161,6 +161,7 @@ struct op_client {
      * from when it began, moved on by the time reading waited for the
      * origin (body_paused_ms: since when; 0 not paused). */
     uint64_t head_by_ms; /* 0: no byte of the head yet */
+    uint64_t send_by_ms; /* the write under way must be taken by then */
     uint64_t body_since_ms;
     uint64_t body_last_ms;
     uint64_t body_paused_ms;

@@ -1,6 +1,6 @@
-/* The memory-BIO filter under one connection: ciphertext in, plaintext out,
- * and back. OpenSSL reads from <rbio> what the connection fed and writes
- * records to <wbio>, which every call empties into the caller's wire buffer. */
+/* The filter under one connection: ciphertext in, plaintext out, and back.
+ * OpenSSL reads what the connection feeds and writes its records into the
+ * caller's wire buffer through the connection's own BIO (tls_bio.c). */
 #include "tls_int.h"
 
 #include "outpost/log.h"
@@ -11,31 +11,18 @@
 #include <stdlib.h>
 
 #define PLAIN_STEP 16384 /* one TLS record's worth of plaintext at a time */
-/* A memory BIO keeps its largest size even when empty: past this many bytes
- * through it, an empty one is replaced, so an idle connection holds little. */
-#define BIO_RECYCLE (64 * 1024)
-
-BIO *op_tls__mem_bio(bool input)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b != NULL && input)
-        BIO_set_mem_eof_return(b, -1);
-    return b;
-}
 
 int op_tls__conn_setup(struct op_tls_conn *t, struct op_tls_ctx *ctx)
 {
-    t->rbio = op_tls__mem_bio(true);
-    t->wbio = op_tls__mem_bio(false);
-    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+    BIO *bio = t->ssl != NULL ? op_tls__bio_new(&t->io) : NULL;
+    if (bio == NULL) {
+        op_tls__bio_fini(&t->io);
         SSL_free(t->ssl);
         t->ssl = NULL;
         ERR_clear_error();
         return OP_ENOMEM;
     }
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_bio(t->ssl, bio, bio); /* one reference, for both directions */
     SSL_set_app_data(t->ssl, t);
     op_tls__ctx_ref(ctx);
     t->ctx = ctx;
@@ -67,7 +54,8 @@ void op_tls_conn_free(struct op_tls_conn *t)
      * stays good for the next connection to the origin */
     if (!SSL_is_server(t->ssl) && t->established && !t->failed)
         SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_free(t->ssl); /* frees both BIOs */
+    SSL_free(t->ssl); /* frees the BIO */
+    op_tls__bio_fini(&t->io);
     op_tls__ctx_unref(t->ctx);
     t->magic = 0;
     free(t);
@@ -91,7 +79,7 @@ void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf,
         return;
     if (((const unsigned char *)buf)[0] == SSL3_RT_HANDSHAKE) {
         t->reneg = true;
-        (void)BIO_reset(t->rbio);
+        op_tls__bio_drop_input(&t->io);
     }
 }
 
@@ -102,54 +90,6 @@ void op_tls__conn_sni(SSL *ssl, const char *host, bool failed)
         return;
     t->host = host;
     t->sni_failed = failed;
-}
-
-/* Replace an empty memory BIO that has grown (see BIO_RECYCLE). */
-static void recycle_bios(struct op_tls_conn *t)
-{
-    if (t->rbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->rbio) == 0) {
-        BIO *b = op_tls__mem_bio(true);
-        if (b != NULL) {
-            SSL_set0_rbio(t->ssl, b); /* frees the old one */
-            t->rbio = b;
-            t->rbio_bytes = 0;
-        }
-    }
-    if (t->wbio_bytes > BIO_RECYCLE && BIO_ctrl_pending(t->wbio) == 0) {
-        BIO *b = op_tls__mem_bio(false);
-        if (b != NULL) {
-            SSL_set0_wbio(t->ssl, b);
-            t->wbio = b;
-            t->wbio_bytes = 0;
-        }
-    }
-    ERR_clear_error();
-}
-
-/* Move every record OpenSSL wrote into <wire>, a piece at a time. <wire>
- * is the connection's output queue: a record that does not fit would be
- * lost or sent twice, so failing here ends the connection. */
-static int drain_wire(struct op_tls_conn *t, struct op_buf *wire)
-{
-    size_t pending;
-    while ((pending = BIO_ctrl_pending(t->wbio)) > 0) {
-        char *space;
-        if (pending > PLAIN_STEP)
-            pending = PLAIN_STEP;
-        int rc = op_buf_reserve(wire, pending, &space);
-        if (rc != 0) {
-            t->failed = true;
-            return rc;
-        }
-        int n = BIO_read(t->wbio, space, (int)pending);
-        if (n <= 0) {
-            t->failed = true;
-            return OP_ENOMEM;
-        }
-        op_buf_commit(wire, (size_t)n);
-        t->wbio_bytes += (size_t)n;
-    }
-    return 0;
 }
 
 /* The verdict on a failed SSL_* call: 0 to wait for more input, else an
@@ -201,12 +141,7 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
     /* SSL_get_error reads the thread's queue: nothing another connection left
      * there may count against this one */
     ERR_clear_error();
-    if (len > 0 && BIO_write(t->rbio, p, (int)len) != (int)len) {
-        ERR_clear_error();
-        t->failed = true;
-        return OP_ENOMEM;
-    }
-    t->rbio_bytes += len;
+    op_tls__bio_begin(&t->io, p, len, wire);
     int rc = 0;
     if (!t->established) {
         int ret = SSL_do_handshake(t->ssl);
@@ -239,8 +174,9 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
         rc = OP_EPARSE;
     }
     t->held = rc == 0 && plain->len >= plain->max;
-    int wrc = drain_wire(t, wire);
-    recycle_bios(t);
+    int wrc = op_tls__bio_end(&t->io);
+    if (wrc != 0)
+        t->failed = true;
     return rc != 0 ? rc : wrc;
 }
 
@@ -251,17 +187,22 @@ int op_tls_conn_output(struct op_tls_conn *t, const char *p, size_t len, struct 
         return OP_EINVAL;
     ERR_clear_error();
     size_t done = 0;
-    /* A memory BIO takes everything, so SSL_write stops only when the peer
-     * left a handshake message half sent (a TLS 1.3 KeyUpdate header without
-     * its body): no client does that, and the response cannot wait for it. */
+    op_tls__bio_begin(&t->io, NULL, 0, wire);
+    /* The BIO takes everything, so SSL_write stops only when the peer left
+     * a handshake message half sent (a TLS 1.3 KeyUpdate header without its
+     * body), or a record did not fit <wire>: either ends the connection. */
+    int rc = 0;
     if (len > 0 && SSL_write_ex(t->ssl, p, len, &done) != 1) {
-        int rc = after_error(t, 0, "write");
+        rc = after_error(t, 0, "write");
         t->failed = true;
-        drain_wire(t, wire);
-        return rc != 0 ? rc : OP_EPARSE;
+        if (rc == 0)
+            rc = OP_EPARSE;
     }
-    int rc = drain_wire(t, wire);
-    recycle_bios(t);
+    int wrc = op_tls__bio_end(&t->io);
+    if (wrc != 0) {
+        t->failed = true;
+        rc = wrc;
+    }
     return rc;
 }
 
@@ -270,9 +211,10 @@ void op_tls_conn_shutdown(struct op_tls_conn *t, struct op_buf *wire)
     OP_CHECK_OBJ(t, OP_TLS_CONN_MAGIC);
     if (t->established && !t->failed) {
         ERR_clear_error();
+        op_tls__bio_begin(&t->io, NULL, 0, wire);
         SSL_shutdown(t->ssl);
         ERR_clear_error();
-        drain_wire(t, wire);
+        op_tls__bio_end(&t->io);
     }
 }
 
@@ -285,7 +227,7 @@ bool op_tls_conn_has_pending(const struct op_tls_conn *t)
 {
     /* only after a full <plain>; a partial record then also counts, which
      * costs the caller one empty call */
-    return t->held && (SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->rbio) > 0);
+    return t->held && (SSL_pending(t->ssl) > 0 || t->io.stash.len > 0);
 }
 
 const char *op_tls_conn_version(const struct op_tls_conn *t)

@@ -27,12 +27,21 @@ struct op_tls_ctx {
     int64_t first_expiry;
 };
 
+/* What the connection's BIO (tls_bio.c) reads from and writes to: set for
+ * the length of one input, output or shutdown call. */
+struct op_tls_io {
+    const char *in; /* borrowed: the ciphertext being fed, not read yet */
+    size_t in_len;
+    struct op_buf stash; /* fed bytes OpenSSL did not read in their call */
+    struct op_buf *wire; /* borrowed: the caller's, where records go */
+    int wire_rc;         /* the first failure to append to it */
+};
+
 struct op_tls_conn {
     unsigned magic;
     struct op_tls_ctx *ctx; /* ref */
     SSL *ssl;
-    BIO *rbio; /* owned by ssl */
-    BIO *wbio; /* owned by ssl */
+    struct op_tls_io io;
     bool established;
     bool failed;
     bool held;                       /* the last input stopped because <plain> was full */
@@ -42,7 +51,6 @@ struct op_tls_conn {
     struct op_tls_session **session; /* borrowed: a client's slot for new sessions */
     int fail;                        /* client: why the handshake failed (op_tls_conn_failure) */
     char fail_why[160];
-    size_t rbio_bytes, wbio_bytes; /* through each BIO since it was made */
 };
 
 #define OP_TLS_CONN_MAGIC 0x7415c0a1u
@@ -51,8 +59,17 @@ struct op_tls_conn {
  * OP_ENOMEM (t->ssl freed). */
 int op_tls__conn_setup(struct op_tls_conn *t, struct op_tls_ctx *ctx);
 
-/* A memory BIO; for input, empty means "more to come", not end of file. */
-BIO *op_tls__mem_bio(bool input);
+/* tls_bio.c: the BIO of a connection over <io>; NULL when out of memory. */
+BIO *op_tls__bio_new(struct op_tls_io *io);
+/* One call's ciphertext <p, len> (may be empty) and its wire buffer. */
+void op_tls__bio_begin(struct op_tls_io *io, const char *p, size_t len, struct op_buf *wire);
+/* The call is over: what OpenSSL did not read goes to the stash. 0, or the
+ * first failure to write a record (OP_ETOOBIG, OP_ENOMEM: fatal), or
+ * OP_ETOOBIG when the stash is full. */
+int op_tls__bio_end(struct op_tls_io *io);
+/* Forget every byte fed and not read (a renegotiation attempt). */
+void op_tls__bio_drop_input(struct op_tls_io *io);
+void op_tls__bio_fini(struct op_tls_io *io);
 
 /* A connection's reference. */
 void op_tls__ctx_ref(struct op_tls_ctx *ctx);

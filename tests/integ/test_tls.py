@@ -64,6 +64,20 @@ def test_https_hits_and_the_scheme_is_in_the_key(origin, outposts, tmp_path, ca)
             break
         time.sleep(0.05)
     assert "hit" in hdrs["cache-status"] and body == b"scheme page\n"
+    # a large hit goes out whole (windows of the stored body, sealed as they go)
+    large = bytes(range(256)) * (32 << 10)  # 8 MiB
+
+    def big(h):
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=300")
+        h.send_header("Content-Length", str(len(large)))
+        h.end_headers()
+        h.wfile.write(large)
+    origin.routes["/large"] = big
+    for _ in range(3):
+        st, hdrs, body = https_get(ctx, op.tls_port, "/large")
+        assert st == 200 and body == large, hdrs
+    assert "hit" in hdrs["cache-status"]
     # RFC 9110 §4.2: http://localhost/p is another resource
     r, data = op.request("/p", headers={"Host": "localhost"})
     assert "miss" in r.getheader("Cache-Status") and data == b"scheme page\n"
@@ -444,4 +458,83 @@ def test_close_notify_ends_the_connection(origin, outposts, tmp_path, ca):
             pass
     assert got.startswith(b"HTTP/1.1 200 OK") and got.endswith(b"page /last\n"), got
     assert b"Connection: close" in got
+    sock.close()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_keyupdate_flood_from_a_client_that_does_not_read(origin, outposts, tmp_path, ca,
+                                                           monkeypatch):
+    """Each KeyUpdate(update_requested) makes the node send a record: a
+    client that never reads must not grow its queue, and the send deadline
+    runs from when the write began, not from the client's last bytes."""
+    # AddressSanitizer keeps freed blocks in a 256 MiB quarantine: RSS would
+    # measure it, not the node
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "quarantine_size_mb=1")
+    big = b"x" * (8 << 20)
+
+    def large(h):
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=300")
+        h.send_header("Content-Length", str(len(big)))
+        h.end_headers()
+        h.wfile.write(big)
+    origin.routes["/big"] = large
+    op = tls_node(outposts, origin, tmp_path, ca, top={"send_timeout": "2s"}, workers=1)
+    assert https_get(ca.context(), op.tls_port, "/big")[0] == 200  # stored
+    before = rss_kib(op.proc.pid)
+    flood = os.path.join(os.path.dirname(OUTPOST), "tests", "tls_keyupdate_flood")
+    run = subprocess.run([flood, str(op.tls_port), "20", "/big"], capture_output=True, text=True,
+                         timeout=60)
+    out = run.stdout
+    assert out.startswith("closed after"), (out, run.stderr[-2000:])
+    assert float(out.split()[2]) < 8, out  # send_timeout, with room for a slow machine
+    grown = rss_kib(op.proc.pid) - before
+    assert grown < 64 * 1024, "RSS grew %d KiB" % grown
+
+
+def test_a_record_trickled_a_byte_at_a_time_meets_the_head_deadline(origin, outposts, tmp_path,
+                                                                    ca):
+    op = tls_node(outposts, origin, tmp_path, ca,
+                  top={"header_timeout": "1s", "idle_timeout": "30s"})
+    sock = socket.create_connection(("127.0.0.1", op.tls_port), timeout=10)
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ca.context().wrap_bio(inc, outg, server_hostname="localhost")
+    for _ in range(20):  # the handshake, bounded
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outg.read())
+            inc.write(sock.recv(65536))
+    sock.sendall(outg.read())
+    obj.write(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    record = outg.read()  # one record: no plaintext reaches the node before its end
+    start = time.monotonic()
+    closed = False
+    for i in range(len(record) - 1):
+        try:
+            sock.sendall(record[i:i + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        time.sleep(0.2)
+        if time.monotonic() - start > 6:
+            break
+    if not closed:
+        sock.settimeout(3)
+        try:
+            closed = sock.recv(100) == b"" or True
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            closed = False
+    assert closed and time.monotonic() - start < 6, "held %.1f s" % (time.monotonic() - start)
     sock.close()

@@ -3,6 +3,7 @@ SNI and the name check from the origin or host_header, pooled and resumed
 connections, the TLS faults (expired or wrong-name certificates, plaintext,
 a handshake that never ends, a reset in it) as origin errors with their own
 Cache-Status detail, and the stale and coalescing cases over TLS."""
+import os
 import socket
 import ssl
 import subprocess
@@ -276,3 +277,55 @@ def test_health_checks_speak_tls(outposts, tmp_path, ca):
         assert bad.hits == {}
     finally:
         bad.stop()
+
+
+def test_close_delimited_body_needs_close_notify(outposts, tmp_path, ca):
+    """A body that ends with the connection is whole only if the origin said
+    so with close_notify (RFC 9112 §9.8): a bare TCP close may be anyone's
+    cut, and a truncated object must not be stored."""
+    crt, key = ca.leaf("cd", "origin.internal")
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(crt, key)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    served = []
+
+    def serve():
+        for _ in range(8):  # bounded
+            try:
+                raw, _ = lsock.accept()
+            except OSError:
+                return
+            try:
+                s = sctx.wrap_socket(raw, server_side=True)
+                req = s.recv(65536)
+                path = req.split(b" ")[1].decode()
+                served.append(path)
+                s.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nConnection: close"
+                          b"\r\n\r\n" + b"b" * 500)
+                if path.startswith("/clean"):
+                    s.unwrap().close()  # close_notify, then the close
+                else:
+                    os.close(s.detach())  # the TCP close alone
+            except (OSError, ssl.SSLError, IndexError):
+                raw.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        op = node(outposts, port, tmp_path, ca, host_header="origin.internal", workers=1)
+        for path in ("/cut", "/clean"):
+            r, body = op.request(path)
+            if path == "/clean":
+                assert r.status == 200 and body == b"b" * 500
+                assert "stored" in cache_status(r)
+            else:
+                assert "stored" not in cache_status(r), cache_status(r)
+        # the cut one was not stored: asking again goes to the origin
+        r, _ = op.request("/cut")
+        assert served.count("/cut") == 2, served
+        r, body = op.request("/clean")
+        assert "hit" in cache_status(r) and served.count("/clean") == 1
+    finally:
+        lsock.close()

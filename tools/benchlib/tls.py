@@ -7,13 +7,13 @@ TLS 1.3 ticket per full handshake, no server-side session cache.
   hits: wrk over https on keep-alive connections, warm 1 KiB and 64 KiB
         objects, 64 and 256 connections: requests/s and p99.
   handshakes: benchlib/handshakes.c, THREADS threads that each connect, run
-        a full handshake (nothing resumes), GET a 1 KiB hit and close (without
-        close_notify, as wrk; --hs-close-notify sends one first):
+        a full handshake (nothing resumes), GET a 1 KiB hit and close (no
+        close_notify; --hs-close-notify sends one first):
         handshakes/s, with each side's CPU per handshake.
 Both interleaved round by round; the CPU of the load generator and of each
 server is measured, so a client that limits one server more than the other
 shows. Server sockets left in CLOSE-WAIT after each run are counted.
-    tools/bench tls [--seconds 8] [--hs-seconds 10] [--hs-threads 16] [--rounds 3]
+    tools/bench [--rounds 3] tls [--seconds 8] [--hs-seconds 10] [--hs-threads 16]
                     [--hs-close-notify] [--outpost-bin PATH]
 The Outpost binary is --outpost-bin, else $OUTPOST_BIN, else build/outpost."""
 import http.client
@@ -35,7 +35,6 @@ from .hits import parse_size, start_origin
 
 SERVERS = ("outpost", "nginx")
 MAX_PER_THREAD = 200000  # handshakes per client thread in one run
-SUITE = "TLS_AES_128_GCM_SHA256"
 SNI = "bench"
 # Outpost's TLS 1.3 suites in its order (src/tls/tls_ctx.c), its groups
 TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
