@@ -30,9 +30,10 @@ enum { EXIT_CONF = 1, EXIT_USAGE = 2, EXIT_LISTEN = 3, EXIT_STORE = 4, EXIT_STAR
 static void usage(FILE *out)
 {
     fprintf(out, "usage: outpost -c FILE [-t]\n"
-                 "       outpost --listen HOST:PORT --origin http://HOST:PORT --cache-dir DIR\n"
+                 "       outpost --listen HOST:PORT --origin http[s]://HOST:PORT --cache-dir DIR\n"
                  "               [--cache-size SIZE] [--workers N] [--admin-socket PATH]\n"
                  "               [--listen-tls HOST:PORT --tls-cert FILE --tls-key FILE]\n"
+                 "               [--origin-ca FILE]\n"
                  "options:\n"
                  "  -c, --config FILE      run from a YAML config (see conf/outpost.yaml)\n"
                  "  -t, --test             check the config and exit: 0 valid, 1 errors\n"
@@ -46,6 +47,8 @@ static void usage(FILE *out)
                  "  --listen-tls HOST:PORT quick start: address to accept HTTPS on\n"
                  "  --tls-cert FILE        quick start: its certificate chain (PEM)\n"
                  "  --tls-key FILE         quick start: its private key (PEM)\n"
+                 "  --origin-ca FILE       quick start: CAs trusted for an https:// origin\n"
+                 "                         (default: the system bundle)\n"
                  "  -V, --version          print the version\n"
                  "exit codes: 0 ok, 1 bad config, 2 bad usage, 3 cannot listen,\n"
                  "            4 cannot open the cache, 5 other start-up failure\n");
@@ -329,7 +332,8 @@ int main(int argc, char **argv)
         O_LOG,
         O_LISTEN_TLS,
         O_TLS_CERT,
-        O_TLS_KEY
+        O_TLS_KEY,
+        O_ORIGIN_CA
     };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -346,6 +350,7 @@ int main(int argc, char **argv)
         {"listen-tls", required_argument, NULL, O_LISTEN_TLS},
         {"tls-cert", required_argument, NULL, O_TLS_CERT},
         {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"origin-ca", required_argument, NULL, O_ORIGIN_CA},
         {NULL, 0, NULL, 0},
     };
     /* Blocks of 1 MiB and more (bodies, stale copies) are mapped each on its
@@ -384,6 +389,7 @@ int main(int argc, char **argv)
         case O_LISTEN_TLS: q[nq++] = (struct quick){"listen_tls", optarg, false}; break;
         case O_TLS_CERT: q[nq++] = (struct quick){"tls_cert", optarg, false}; break;
         case O_TLS_KEY: q[nq++] = (struct quick){"tls_key", optarg, false}; break;
+        case O_ORIGIN_CA: q[nq++] = (struct quick){"origin_ca", optarg, true}; break;
         default: usage(stderr); return EXIT_USAGE;
         }
         if (nq == sizeof(q) / sizeof(q[0])) {

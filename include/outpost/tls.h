@@ -1,11 +1,13 @@
-/* include/outpost/tls.h: TLS termination with OpenSSL, as a filter under a
- * connection.
+/* include/outpost/tls.h: TLS with OpenSSL, as a filter under a connection:
+ * clients to the node (server side) and the node to https origins (client
+ * side).
  *
  * The socket stays libuv's: ciphertext read from it is fed in, plaintext
  * comes out into the connection's input buffer, plaintext to send is turned
- * into ciphertext for the connection to write. OpenSSL only ever sees memory
- * BIOs, so a handshake never blocks a loop and runs on the worker that owns
- * the connection.
+ * into ciphertext for the connection to write. OpenSSL only ever sees the
+ * connection's own BIO over the bytes it is handed (tls_bio.c), so a
+ * handshake never blocks a loop and runs on the worker that owns the
+ * connection.
  *
  * A context (the certificates of one configuration, chosen by SNI) is built
  * on the main thread and shared read-only by every worker; with the

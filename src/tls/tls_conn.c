@@ -61,13 +61,15 @@ void op_tls_conn_free(struct op_tls_conn *t)
     free(t);
 }
 
-/* Called by OpenSSL (set on the context) for each record header read. In
- * TLS 1.2 a client sends a handshake record after the handshake only to
- * renegotiate. SSL_OP_NO_RENEGOTIATION answers each such ClientHello with a
- * warning alert and reads on, so one read full of them made us send an
- * alert each: instead the input still buffered is dropped, the read stops
- * here and the connection fails. TLS 1.3 has no renegotiation (its
- * post-handshake messages are KeyUpdate and tickets). */
+/* Called by OpenSSL for each record header read, on the server side of a
+ * TLS 1.2 connection once its handshake is done (set then, so no other
+ * connection pays a call per record). In TLS 1.2 a client sends a
+ * handshake record after the handshake only to renegotiate.
+ * SSL_OP_NO_RENEGOTIATION answers each such ClientHello with a warning
+ * alert and reads on, so one read full of them made us send an alert each:
+ * instead the input still buffered is dropped, the read stops here and the
+ * connection fails. TLS 1.3 has no renegotiation (its post-handshake
+ * messages are KeyUpdate and tickets). */
 void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
                     SSL *ssl, void *arg)
 {
@@ -145,10 +147,13 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
     int rc = 0;
     if (!t->established) {
         int ret = SSL_do_handshake(t->ssl);
-        if (ret == 1)
+        if (ret == 1) {
             t->established = true;
-        else
+            if (SSL_is_server(t->ssl) && SSL_version(t->ssl) < TLS1_3_VERSION)
+                SSL_set_msg_callback(t->ssl, op_tls__msg_cb);
+        } else {
             rc = after_error(t, ret, "handshake");
+        }
     }
     while (rc == 0 && t->established && plain->len < plain->max) {
         size_t room = plain->max - plain->len, got = 0;

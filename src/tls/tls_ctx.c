@@ -99,10 +99,9 @@ static SSL_CTX *policy_ctx_new(struct op_tls_ctx *ctx)
     SSL_CTX_set_options(ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
     SSL_CTX_set_max_early_data(ssl, 0);
-    /* an idle keep-alive connection holds no record buffers (and no grown
-     * memory BIOs: tls_conn.c replaces them) */
+    /* an idle keep-alive connection holds no record buffers (its BIO keeps
+     * only a stash of unread input, given back when empty: tls_bio.c) */
     SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_msg_callback(ssl, op_tls__msg_cb);
     SSL_CTX_set_alpn_select_cb(ssl, select_alpn, NULL);
     /* sessions resume only where this matches: every context of the node */
     static const unsigned char sid_ctx[] = "outpost";

@@ -79,7 +79,8 @@ void op_tls__ctx_unref(struct op_tls_ctx *ctx);
  * call) into out[] as "reason; reason"; "unknown" when it was empty. */
 void op_tls__errors(char *out, size_t len);
 
-/* The context's message callback: fails a connection that renegotiates. */
+/* The message callback of an established TLS 1.2 server connection: fails
+ * it when it renegotiates. */
 void op_tls__msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
                     SSL *ssl, void *arg);
 

@@ -371,6 +371,10 @@ def test_purge_method_on_the_data_port(origin, outposts, tmp_path):
     r, body = op2.request("/b", method="PURGE", headers={"Accept": "text/plain"})
     assert r.status == 403 and b"not allowed" in body
     assert is_hit(op2, "/b")
+    for _ in range(40):  # the node's stderr is read by a thread of its own
+        if "PURGE from 127.0.0.1 refused" in "".join(op2.log):
+            break
+        time.sleep(0.05)
     assert "PURGE from 127.0.0.1 refused" in "".join(op2.log)
     # off by default: PURGE is just another method, passed to the origin
     op3 = outposts(origin.port, tmp_path / "c3").start()

@@ -1,11 +1,13 @@
 """The fault matrix: every way an origin can fail, under three cache states
-(cold miss, stale copy present, ten coalesced waiters). What must hold:
+(cold miss, stale copy present, ten coalesced waiters), the TLS faults of an
+https origin among them. What must hold:
 nothing truncated is ever stored; the stale copy is served for every failure
 before the first response byte; every waiter is released; nobody waits longer
 than the configured timeout + 1 s; and a failure after bytes were sent closes
 the connection, never a clean short body."""
 import http.client
 import socket
+import ssl
 import threading
 import time
 
@@ -13,6 +15,7 @@ import pytest
 
 from conftest import free_port
 from test_coalescing import herd
+from tlsutil import CA
 
 TIMEOUT = 0.5  # connect, first byte and between bytes, as configured below
 SITE = {"connect_timeout": "500ms", "first_byte_timeout": "500ms",
@@ -287,3 +290,82 @@ def test_unresolvable_origin_name_is_a_clear_start_error(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 5
     assert "no-such-host.invalid" in r.stderr
+
+
+# ---- the TLS faults of an https origin ----------------------------------------
+
+TLS_FAULTS = {  # fault -> status a client gets without a stale copy
+    "tls-expired": 502, "tls-wrong-name": 502, "tls-handshake-stalls": 504,
+    "tls-reset-in-handshake": 502,
+}
+PRE_HEAD.update(TLS_FAULTS)  # after FAULTS: the plain matrix has no TLS origin
+HEALTH.update(TLS_FAULTS)  # a failed handshake counts toward the circuit like a failed connect
+
+
+class TLSFaultOrigin(FaultOrigin):
+    """FaultOrigin over TLS: GOOD with a valid certificate until `fault` is
+    set, then a certificate that is expired or names another host, a
+    handshake that never ends, or a reset after the ClientHello."""
+
+    def __init__(self, certs):
+        self.ctx = {}
+        for name, (crt, key) in certs.items():
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            c.load_cert_chain(crt, key)
+            self.ctx[name] = c
+        super().__init__()
+
+    def serve(self, c):
+        fault = self.fault
+        try:
+            if fault == "tls-handshake-stalls":
+                time.sleep(TIMEOUT + 1.5)  # says nothing; the node gives up first
+                c.close()
+                return
+            if fault == "tls-reset-in-handshake":
+                c.recv(4096)
+                self.reset(c)
+                return
+            s = self.ctx.get(fault, self.ctx["good"]).wrap_socket(c, server_side=True)
+        except OSError:  # ssl.SSLError too: the node refused the certificate
+            c.close()
+            return
+        super().serve(s)
+
+    def answer(self, c, fault):
+        # the origin came back with the fault: connections from before it
+        # end, so each request makes a new handshake
+        return False if fault in TLS_FAULTS else super().answer(c, fault)
+
+
+@pytest.mark.parametrize("fault", list(TLS_FAULTS))
+def test_tls_fault_matrix(fault, outposts, tmp_path):
+    ca = CA(tmp_path / "pki")
+    ip = "IP:127.0.0.1"
+    origin = TLSFaultOrigin({
+        "good": ca.leaf("good", "x", san=ip),
+        "tls-expired": ca.leaf("expired", "x", san=ip, start="20200101000000Z",
+                               end="20200201000000Z"),
+        "tls-wrong-name": ca.leaf("wrong", "other.test"),
+    })
+    site = dict(SITE, origin="https://127.0.0.1:%d" % origin.port, origin_ca=ca.crt)
+    op = outposts(origin.port, tmp_path / "cache", site=site).start()
+    try:
+        origin.fault = fault
+        expect_failure(fault, [one(op, "/cold")], stale=False)
+        expect_failure(fault, herd(op, "/herd", 10), stale=False)
+        origin.fault = None
+        for path in ("/stale", "/stale-herd"):
+            r = one(op, path)
+            assert r[0] == 200 and r[2] == GOOD, r
+        time.sleep(1.2)
+        origin.fault = fault
+        r = one(op, "/stale")
+        expect_failure(fault, [r], stale=True)
+        expect_failure(fault, herd(op, "/stale-herd", 10), stale=True)
+        origin.fault = None
+        for path in ("/cold", "/herd"):
+            r = one(op, path)
+            assert r[0] == 200 and r[2] == GOOD, (path, r)
+    finally:
+        origin.stop()

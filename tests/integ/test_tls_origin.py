@@ -3,7 +3,9 @@ SNI and the name check from the origin or host_header, pooled and resumed
 connections, the TLS faults (expired or wrong-name certificates, plaintext,
 a handshake that never ends, a reset in it) as origin errors with their own
 Cache-Status detail, and the stale and coalescing cases over TLS."""
+import http.client
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -329,3 +331,25 @@ def test_close_delimited_body_needs_close_notify(outposts, tmp_path, ca):
         assert "hit" in cache_status(r) and served.count("/clean") == 1
     finally:
         lsock.close()
+
+
+def test_quick_start_with_an_https_origin(tmp_path, ca):
+    o = TLSOrigin(ca.leaf("q", "x", san="IP:127.0.0.1"))
+    port = free_port()
+    p = subprocess.Popen([OUTPOST, "--listen", "127.0.0.1:%d" % port,
+                          "--origin", "https://127.0.0.1:%d" % o.port, "--origin-ca", ca.crt,
+                          "--cache-dir", str(tmp_path / "qcache"), "--workers", "1"],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while "ready" not in p.stderr.readline():
+            assert p.poll() is None and time.monotonic() < deadline
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/q")
+        r = c.getresponse()
+        assert r.status == 200 and r.read() == b"page /q\n"
+        c.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+        o.stop()
