@@ -51,6 +51,9 @@ enum op_err {
 const char *op_err_name(int err);
 const char *op_err_msg(int err);
 int op_err_status(int err);
+/* A TLS handshake with an origin failed (OP_ETLSVERIFY, OP_ETLSPLAIN,
+ * OP_ETLS, OP_ETLSTIMEOUT; negated too). */
+bool op_err_tls(int err);
 
 /* ---- assertions and magic numbers ----------------------------------------- */
 void op_panic(const char *file, int line, const char *expr) __attribute__((noreturn));

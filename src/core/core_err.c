@@ -33,6 +33,13 @@ const char *op_err_msg(int err)
     return i < 0 ? "unknown error" : err_table[i].msg;
 }
 
+bool op_err_tls(int err)
+{
+    if (err < 0)
+        err = -err;
+    return err == OP_ETLSVERIFY || err == OP_ETLSPLAIN || err == OP_ETLS || err == OP_ETLSTIMEOUT;
+}
+
 int op_err_status(int err)
 {
     int i = err_index(err);

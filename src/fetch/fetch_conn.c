@@ -197,9 +197,7 @@ static bool try_other_origin(struct op_fetch *f)
 /* <unsent>: the connection was never made, so no request byte left. */
 static void fetch_fail(struct op_fetch *f, int err, bool unsent)
 {
-    bool tls =
-        err == OP_ETLSVERIFY || err == OP_ETLSPLAIN || err == OP_ETLS || err == OP_ETLSTIMEOUT;
-    if (err == OP_ECONNECT || tls || (err == OP_ETIMEOUT && !f->got_head))
+    if (err == OP_ECONNECT || op_err_tls(err) || (err == OP_ETIMEOUT && !f->got_head))
         op_fetch__health(f, false); /* a failed handshake is a failed connect */
     else if (f->probe)
         op_fetch__health(f, false); /* the probe did not get an answer */

@@ -283,9 +283,7 @@ void op_proxy__origin_error(struct op_client *c, int err)
     if (c->r.fwd == OP_FWD_NONE)
         c->r.fwd = OP_FWD_URI_MISS;
     op_proxy__cache_status(c, cs, sizeof(cs), 0, 0, false, op_proxy__origin_failure(err));
-    bool tls =
-        err == OP_ETLSVERIFY || err == OP_ETLSPLAIN || err == OP_ETLS || err == OP_ETLSTIMEOUT;
-    const char *detail = tls                  ? op_err_msg(err)
+    const char *detail = op_err_tls(err)      ? op_err_msg(err)
                          : err == OP_ETIMEOUT ? "the origin did not answer in time"
                                               : "the origin could not be reached or answered badly";
     error_page(c, op_err_status(err) == 504 ? 504 : 502, detail, false, cs);

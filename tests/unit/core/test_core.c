@@ -54,6 +54,9 @@ static void test_error_table(void **state)
     assert_int_equal(op_err_status(OP_ETIMEOUT), 504);
     assert_int_equal(op_err_status(-OP_ECONNECT), 502);
     assert_string_equal(op_err_name(9999), "EUNKNOWN");
+    assert_true(op_err_tls(OP_ETLSVERIFY) && op_err_tls(-OP_ETLSTIMEOUT) && op_err_tls(OP_ETLS) &&
+                op_err_tls(OP_ETLSPLAIN));
+    assert_false(op_err_tls(OP_ETIMEOUT) || op_err_tls(OP_ECONNECT) || op_err_tls(0));
 }
 
 struct counted {
