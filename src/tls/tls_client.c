@@ -98,14 +98,9 @@ static bool is_ip(const char *name)
 struct op_tls_conn *op_tls_conn_client_new(struct op_tls_ctx *ctx, const char *name,
                                            struct op_tls_session **session)
 {
-    struct op_tls_conn *t = calloc(1, sizeof(*t));
+    struct op_tls_conn *t = op_tls__conn_new(ctx);
     if (t == NULL)
         return NULL;
-    t->ssl = SSL_new(ctx->base.ssl);
-    if (op_tls__conn_setup(t, ctx) != 0) {
-        free(t);
-        return NULL;
-    }
     t->session = session;
     SSL_set_connect_state(t->ssl);
     bool ok = true;

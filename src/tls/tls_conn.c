@@ -12,35 +12,33 @@
 
 #define PLAIN_STEP 16384 /* one TLS record's worth of plaintext at a time */
 
-int op_tls__conn_setup(struct op_tls_conn *t, struct op_tls_ctx *ctx)
+struct op_tls_conn *op_tls__conn_new(struct op_tls_ctx *ctx)
 {
+    struct op_tls_conn *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->ssl = SSL_new(ctx->base.ssl);
     BIO *bio = t->ssl != NULL ? op_tls__bio_new(&t->io) : NULL;
     if (bio == NULL) {
         op_tls__bio_fini(&t->io);
         SSL_free(t->ssl);
-        t->ssl = NULL;
+        free(t);
         ERR_clear_error();
-        return OP_ENOMEM;
+        return NULL;
     }
     SSL_set_bio(t->ssl, bio, bio); /* one reference, for both directions */
     SSL_set_app_data(t->ssl, t);
     op_tls__ctx_ref(ctx);
     t->ctx = ctx;
     t->magic = OP_TLS_CONN_MAGIC;
-    return 0;
+    return t;
 }
 
 struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx)
 {
-    struct op_tls_conn *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return NULL;
-    t->ssl = SSL_new(ctx->base.ssl);
-    if (op_tls__conn_setup(t, ctx) != 0) {
-        free(t);
-        return NULL;
-    }
-    SSL_set_accept_state(t->ssl);
+    struct op_tls_conn *t = op_tls__conn_new(ctx);
+    if (t != NULL)
+        SSL_set_accept_state(t->ssl);
     return t;
 }
 

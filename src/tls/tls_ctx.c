@@ -124,16 +124,24 @@ static int host_cmp(const void *a, const void *b)
     return strcmp(((const struct op_tls_host *)a)->name, ((const struct op_tls_host *)b)->name);
 }
 
-/* The host entry for <name>, matched without case; NULL for none. */
-static struct op_tls_host *find_host(const struct op_tls_ctx *ctx, const char *name)
+/* <name> lower-cased into out[], the form hosts are kept in; false when
+ * it does not fit. */
+static bool name_lower(const char *name, char out[256])
 {
-    char lower[256];
     size_t n = strlen(name);
-    if (ctx->nhosts == 0 || n >= sizeof(lower))
-        return NULL;
+    if (n >= 256)
+        return false;
     for (size_t i = 0; i <= n; i++)
-        lower[i] = (char)tolower((unsigned char)name[i]);
-    struct op_tls_host key = {.name = lower};
+        out[i] = (char)tolower((unsigned char)name[i]);
+    return true;
+}
+
+/* The host entry for <lower> (lower-cased); NULL for none. */
+static struct op_tls_host *find_host(const struct op_tls_ctx *ctx, const char *lower)
+{
+    if (ctx->nhosts == 0)
+        return NULL;
+    struct op_tls_host key = {.name = (char *)lower};
     return bsearch(&key, ctx->hosts, ctx->nhosts, sizeof(*ctx->hosts), host_cmp);
 }
 
@@ -145,7 +153,8 @@ static int on_servername(SSL *s, int *alert, void *arg)
 {
     struct op_tls_ctx *ctx = arg;
     const char *sni = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    struct op_tls_host *h = sni != NULL ? find_host(ctx, sni) : NULL;
+    char lower[256];
+    struct op_tls_host *h = sni != NULL && name_lower(sni, lower) ? find_host(ctx, lower) : NULL;
     if (h != NULL) {
         if (SSL_set_SSL_CTX(s, h->ssl) == NULL) {
             *alert = SSL_AD_INTERNAL_ERROR;
@@ -260,16 +269,13 @@ static struct op_tls_host *host_for(struct op_tls_ctx *ctx, const char *name, ch
     if (name == NULL)
         return &ctx->base;
     char lower[256];
-    size_t n = strlen(name);
-    if (n == 0 || n >= sizeof(lower)) {
+    if (name[0] == '\0' || !name_lower(name, lower)) {
         snprintf(why, whylen, "host name \"%s\": expected 1 to 255 characters", name);
         return NULL;
     }
-    struct op_tls_host *h = find_host(ctx, name);
+    struct op_tls_host *h = find_host(ctx, lower);
     if (h != NULL)
         return h;
-    for (size_t i = 0; i <= n; i++)
-        lower[i] = (char)tolower((unsigned char)name[i]);
     if (ctx->nhosts == OP_TLS_MAX_HOSTS) {
         snprintf(why, whylen, "at most %d host names with certificates", OP_TLS_MAX_HOSTS);
         return NULL;

@@ -55,9 +55,9 @@ struct op_tls_conn {
 
 #define OP_TLS_CONN_MAGIC 0x7415c0a1u
 
-/* Set the BIOs of a new connection and take a reference on <ctx>: 0, or
- * OP_ENOMEM (t->ssl freed). */
-int op_tls__conn_setup(struct op_tls_conn *t, struct op_tls_ctx *ctx);
+/* A connection on <ctx> (holding a reference) with its BIO, in neither
+ * accept nor connect state yet; NULL when out of memory. */
+struct op_tls_conn *op_tls__conn_new(struct op_tls_ctx *ctx);
 
 /* tls_bio.c: the BIO of a connection over <io>; NULL when out of memory. */
 BIO *op_tls__bio_new(struct op_tls_io *io);
