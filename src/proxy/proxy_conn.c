@@ -70,17 +70,27 @@ static void tls_handshake_ended(struct op_client *c, enum op_metric failed)
         op_metric_inc(&ctx->metrics, tls_resumed_total);
 }
 
-/* Hand <wire> to the socket now if it takes it whole, without waiting: for
- * the last records before a close (an alert, close_notify). libuv refuses
- * (EAGAIN) while an earlier write is queued, so nothing is reordered. */
-static void tls_send_last(struct op_client *c)
+/* Hand c->tls_wire to the socket as far as it takes it now, with no write
+ * request and no callback. libuv refuses (EAGAIN) while an earlier write is
+ * queued, so nothing is reordered. 0, or the socket's error. */
+static int tls_write_now(struct op_client *c)
 {
     if (c->tls_wire.len == 0)
-        return;
+        return 0;
     uv_buf_t b = uv_buf_init(c->tls_wire.data, (unsigned)c->tls_wire.len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n > 0)
+    if (n > 0) {
         op_metric_add(&c->ctx->metrics, bytes_out_total, (uint64_t)n);
+        op_buf_consume(&c->tls_wire, (size_t)n);
+    }
+    return n < 0 && n != UV_EAGAIN ? n : 0;
+}
+
+/* The last records before a close (an alert, close_notify): what the
+ * socket does not take at once is dropped. */
+static void tls_send_last(struct op_client *c)
+{
+    tls_write_now(c);
     op_buf_reset(&c->tls_wire);
 }
 
@@ -536,19 +546,11 @@ static void flush(struct op_client *c)
             op_proxy__close(c);
             return;
         }
-        /* what the socket takes now needs no write request and no callback */
-        if (c->tls_wire.len > 0) {
-            uv_buf_t b = uv_buf_init(c->tls_wire.data, (unsigned)c->tls_wire.len);
-            int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-            if (n > 0) {
-                op_metric_add(&c->ctx->metrics, bytes_out_total, (uint64_t)n);
-                op_buf_consume(&c->tls_wire, (size_t)n);
-            } else if (n < 0 && n != UV_EAGAIN) {
-                op_proxy__close(c);
-                return;
-            }
+        if (tls_write_now(c) != 0) {
+            op_proxy__close(c);
+            return;
         }
-        from = &c->tls_wire;
+        from = &c->tls_wire; /* the rest goes by uv_write */
     }
     if (from->len == 0)
         return;
@@ -649,22 +651,21 @@ static void on_connection_refused_close(uv_handle_t *h)
 void op_proxy_accept(struct op_proxy_ctx *ctx, uv_stream_t *listener, bool tls)
 {
     const struct op_conf *conf = ctx->conf;
+    bool full = ctx->nclients >= conf->max_connections || ctx->draining;
     bool refuse_tls =
-        tls && (ctx->nhandshakes >= conf->tls_max_handshakes || ctx->gen->tls == NULL);
+        !full && tls && (ctx->nhandshakes >= conf->tls_max_handshakes || ctx->gen->tls == NULL);
     struct op_tls_conn *tc = NULL;
-    if (tls && !refuse_tls && (tc = op_tls_conn_new(ctx->gen->tls)) == NULL)
+    if (tls && !full && !refuse_tls && (tc = op_tls_conn_new(ctx->gen->tls)) == NULL)
         refuse_tls = true; /* out of memory */
-    if (ctx->nclients >= conf->max_connections || ctx->draining || refuse_tls) {
+    if (full || refuse_tls) {
         /* accept and close, so the kernel backlog does not fill with them */
-        op_tls_conn_free(tc);
         uv_tcp_t *t = malloc(sizeof(*t));
         if (t == NULL)
             return;
         uv_tcp_init(ctx->loop, t);
         if (uv_accept(listener, (uv_stream_t *)t) == 0)
-            ctx->metrics.v[refuse_tls && ctx->nclients < conf->max_connections && !ctx->draining
-                               ? OP_M_tls_handshakes_refused_total
-                               : OP_M_connections_refused_total]++;
+            ctx->metrics.v[refuse_tls ? OP_M_tls_handshakes_refused_total
+                                      : OP_M_connections_refused_total]++;
         uv_close((uv_handle_t *)t, on_connection_refused_close);
         return;
     }
