@@ -1,6 +1,7 @@
 /* Configuration generations on the main thread (see main_gens.h). */
 #include "main_gens.h"
 
+#include "outpost/http.h"
 #include "outpost/log.h"
 
 #include <stdio.h>
@@ -15,13 +16,12 @@ static void origin_tls_name(const struct op_conf_site *site, const struct op_con
 {
     const char *h = site->host_header[0] != '\0' ? site->host_header : o->host;
     size_t n = strlen(h);
-    if (h == site->host_header) { /* HOST[:PORT] or [V6][:PORT] */
+    if (h == site->host_header) { /* HOST[:PORT] or [V6][:PORT]: the name without brackets */
+        n = op_http_authority_host_len(h, n);
         if (h[0] == '[') {
-            const char *end = strchr(h, ']');
+            bool closed = n >= 2 && h[n - 1] == ']';
             h++;
-            n = end != NULL ? (size_t)(end - h) : strlen(h);
-        } else if (strchr(h, ':') != NULL) {
-            n = (size_t)(strchr(h, ':') - h);
+            n -= closed ? 2 : 1;
         }
     }
     snprintf(out, len, "%.*s", (int)n, h);

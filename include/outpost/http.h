@@ -134,6 +134,11 @@ bool op_http_is_unreserved(unsigned char c);
 int op_http_authority_norm(const char *a, size_t len, bool https, char out[OP_HTTP_AUTHORITY_MAX],
                            size_t *outlen);
 
+/* The length of the host that starts authority <a, len> ("host[:port]"):
+ * an IP-literal with its brackets ("[v6]", or all of <a> when it has no
+ * "]"), else up to the first ':'. Not a check: op_http_authority_norm is. */
+size_t op_http_authority_host_len(const char *a, size_t len);
+
 /* Do two authorities both check and normalize to the same one for <https>? */
 bool op_http_authority_same(const char *a, size_t alen, const char *b, size_t blen, bool https);
 

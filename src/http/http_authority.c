@@ -82,6 +82,14 @@ static bool ip_literal_ok(const char *p, size_t len)
     return len >= 2 && colons >= 2 && colons <= 7;
 }
 
+size_t op_http_authority_host_len(const char *a, size_t len)
+{
+    const char *end = len > 0 && a[0] == '[' ? memchr(a, ']', len) : memchr(a, ':', len);
+    if (end == NULL)
+        return len;
+    return (size_t)(end - a) + (a[0] == '[' ? 1 : 0);
+}
+
 int op_http_authority_norm(const char *a, size_t len, bool https, char out[OP_HTTP_AUTHORITY_MAX],
                            size_t *outlen)
 {

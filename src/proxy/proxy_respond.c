@@ -294,15 +294,7 @@ void op_proxy__redirect_https(struct op_client *c, const char *host, size_t hlen
     const struct op_http_msg *m = &c->req;
     const struct op_conf *conf = c->ctx->conf;
     /* the host without its port: "[v6]" or a name or IPv4 address */
-    size_t name_len = hlen;
-    if (hlen > 0 && host[0] == '[') {
-        const char *end = memchr(host, ']', hlen);
-        name_len = end != NULL ? (size_t)(end - host) + 1 : hlen;
-    } else {
-        const char *colon = memchr(host, ':', hlen);
-        if (colon != NULL)
-            name_len = (size_t)(colon - host);
-    }
+    size_t name_len = op_http_authority_host_len(host, hlen);
     /* the path and query: an absolute-form target's own (RFC 9112 §3.2.2) */
     const char *path = m->target.data;
     size_t plen = m->target.len;

@@ -86,6 +86,12 @@ static void test_authority_same_and_split(void **state)
     assert_true(op_http_authority_same("h:443", 5, "h:", 2, true));
     assert_false(op_http_authority_same("h.", 2, "h", 1, false));
     assert_false(op_http_authority_same("u@h", 3, "u@h", 3, false)); /* both invalid */
+    /* the host part of an authority, for the 308 and the origin's TLS name */
+    assert_int_equal(op_http_authority_host_len("a.test:8080", 11), 6);
+    assert_int_equal(op_http_authority_host_len("a.test", 6), 6);
+    assert_int_equal(op_http_authority_host_len("[::1]:443", 9), 5);
+    assert_int_equal(op_http_authority_host_len("[::1", 4), 4);
+    assert_int_equal(op_http_authority_host_len("", 0), 0);
     bool https;
     const char *a, *rest;
     size_t alen, rlen;
