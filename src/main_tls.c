@@ -68,10 +68,7 @@ int op_main_tls_check_origins(const struct op_conf *conf, struct op_buf *errors)
     int rc = 0;
     for (size_t i = 0; i < conf->nsites; i++) {
         const struct op_conf_site *s = &conf->sites[i];
-        bool https = false;
-        for (size_t j = 0; j < s->norigins; j++)
-            https |= s->origins[j].tls;
-        if (!https)
+        if (!op_conf_site_https(s))
             continue;
         struct op_tls_client_config cfg = {.ca_file = s->origin_ca, .verify = s->origin_tls_verify};
         struct op_tls_ctx *ctx = NULL;

@@ -171,6 +171,9 @@ void op_conf_free(struct op_conf *conf);
  * blanks trimmed; false past the end or when it does not fit. */
 bool op_conf_list_item(const char *list, size_t i, char *out, size_t len);
 
+/* Has <site> an https:// origin? */
+bool op_conf_site_https(const struct op_conf_site *site);
+
 /* Is <addr> ("1.2.3.4" or "::1") inside one of <nets>? */
 bool op_conf_net_match(const struct op_conf_net *nets, size_t n, const char *addr);
 

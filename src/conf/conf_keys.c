@@ -376,6 +376,15 @@ static int parse_nets(struct op_conf *conf, const char *v, char *err, size_t err
     return 0;
 }
 
+/* Items in a comma-separated list: 0 for "", else one more than its commas. */
+static size_t list_len(const char *list)
+{
+    size_t n = list[0] != '\0';
+    for (; *list != '\0'; list++)
+        n += *list == ',';
+    return n;
+}
+
 /* "HOST:PORT, HOST:PORT" into conf->tls_listens. */
 static int parse_listens(struct op_conf *conf, const char *v, char *err, size_t errlen)
 {
@@ -384,11 +393,9 @@ static int parse_listens(struct op_conf *conf, const char *v, char *err, size_t 
     free(conf->tls_listens);
     conf->tls_listens = NULL;
     conf->ntls_listens = 0;
-    if (v[0] == '\0')
+    size_t n = list_len(v);
+    if (n == 0)
         return 0;
-    size_t n = 1;
-    for (const char *p = v; *p != '\0'; p++)
-        n += *p == ',';
     if (n > OP_CONF_MAX_LISTEN) {
         snprintf(err, errlen, "at most %d addresses", OP_CONF_MAX_LISTEN);
         return OP_EINVAL;
@@ -408,6 +415,14 @@ static int parse_listens(struct op_conf *conf, const char *v, char *err, size_t 
         conf->ntls_listens++;
     }
     return 0;
+}
+
+bool op_conf_site_https(const struct op_conf_site *site)
+{
+    for (size_t i = 0; i < site->norigins; i++)
+        if (site->origins[i].tls)
+            return true;
+    return false;
 }
 
 bool op_conf_list_item(const char *list, size_t i, char *out, size_t len)
@@ -645,14 +660,6 @@ static bool is_token(const char *s, size_t max)
     return true;
 }
 
-static size_t list_len(const char *list)
-{
-    size_t n = list[0] != '\0';
-    for (; *list != '\0'; list++)
-        n += *list == ',';
-    return n;
-}
-
 /* Certificates and keys pair up; where they can be used. */
 static int validate_tls(const struct op_conf *conf, struct op_buf *errors)
 {
@@ -683,10 +690,7 @@ static int validate_tls(const struct op_conf *conf, struct op_buf *errors)
                            conf->path, i);
             rc = OP_EINVAL;
         }
-        bool https_origin = false;
-        for (size_t j = 0; j < s->norigins; j++)
-            https_origin |= s->origins[j].tls;
-        if (s->origin_ca[0] != '\0' && !https_origin) {
+        if (s->origin_ca[0] != '\0' && !op_conf_site_https(s)) {
             op_buf_appendf(errors, "%s: sites[%zu].origin_ca: no https:// origin uses it\n",
                            conf->path, i);
             rc = OP_EINVAL;
