@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from .common import TOP, free_port, wait_port
+from .common import NGINX_CACHE, TOP, free_port, wait_port
 from .hits import parse_size, start_origin
 
 SERVERS = ("outpost", "nginx")
@@ -47,22 +47,9 @@ GROUPS = "X25519:P-256:P-384"
 # Tickets as Outpost's defaults: on, one per full handshake (OpenSSL would
 # send two), keys in the process; no session cache (Outpost's
 # tls_session_cache: 0 is SSL_SESS_CACHE_OFF, as nginx's "off").
-NGINX_TLS = """
-worker_processes {workers};
-pid {dir}/cache.pid;
-error_log {dir}/cache-error.log;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nodelay on;
-  keepalive_requests 100000;
-  open_file_cache max=10000 inactive=60s;
-  proxy_cache_path {dir}/nginx-cache levels=1:2 keys_zone=edge:64m max_size=1g inactive=1h
-                   use_temp_path=off;
-  upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{port} ssl reuseport backlog=4096;
+PLAIN_LISTEN = "    listen 127.0.0.1:{port} reuseport backlog=4096;\n"
+assert PLAIN_LISTEN in NGINX_CACHE
+NGINX_TLS = NGINX_CACHE.replace(PLAIN_LISTEN, """    listen 127.0.0.1:{port} ssl reuseport backlog=4096;
     ssl_certificate {crt};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.3;
@@ -72,21 +59,7 @@ http {{
     ssl_session_tickets on;
     ssl_conf_command NumTickets 1;
     ssl_session_cache off;
-    location / {{
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache edge;
-      proxy_cache_lock on;
-      proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
-      proxy_cache_background_update on;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 5s;
-      add_header Cache-Status $upstream_cache_status;
-    }}
-  }}
-}}
-"""
+""")
 
 
 def openssl(*args):
