@@ -1,10 +1,10 @@
 /* Fuzz target: hostile bytes from a client into the TLS filter (a server
- * connection with a certificate made at start-up). The first byte picks the
- * size of the pieces the rest arrives in; plaintext is taken in small bites,
- * so the pending path runs too. */
+ * connection with a certificate made at start-up), driven by
+ * tls_fuzz_drive.h. */
 #include "outpost/tls.h"
 
 #include "../unit/tls/tls_testcert.h"
+#include "tls_fuzz_drive.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,29 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ctx_once();
     if (size == 0)
         return 0;
-    size_t piece = 1 + (size_t)data[0] * 37;
-    data++;
-    size--;
     struct op_tls_conn *t = op_tls_conn_new(ctx);
     if (t == NULL)
         return 0;
     struct op_buf plain, wire;
     op_buf_init(&plain, 512);
     op_buf_init(&wire, 1 << 20);
-    size_t at = 0;
-    int rc = 0;
-    /* bounded: every turn takes input or drains plaintext, at most 4096 turns */
-    for (int turn = 0; turn < 4096 && rc == 0; turn++) {
-        size_t n = size - at < piece ? size - at : piece;
-        if (n == 0 && !op_tls_conn_has_pending(t))
-            break;
-        rc = op_tls_conn_input(t, (const char *)data + at, n, &plain, &wire);
-        at += n;
-        op_buf_reset(&plain);
-        op_buf_reset(&wire);
-        if (rc == 0 && op_tls_conn_established(t))
-            rc = op_tls_conn_output(t, "HTTP/1.1 200 OK\r\n\r\n", 19, &wire);
-    }
+    tls_fuzz_drive(t, data, size, "HTTP/1.1 200 OK\r\n\r\n", &plain, &wire);
     op_tls_conn_shutdown(t, &wire);
     op_buf_fini(&plain);
     op_buf_fini(&wire);

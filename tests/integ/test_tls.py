@@ -14,6 +14,7 @@ import pytest
 
 from conftest import OUTPOST, Outpost, free_port
 from test_admin import admin
+from test_coalescing import slow_page
 from tlsutil import CA, https_get, peer_cn, tls_connect
 
 
@@ -66,14 +67,7 @@ def test_https_hits_and_the_scheme_is_in_the_key(origin, outposts, tmp_path, ca)
     assert "hit" in hdrs["cache-status"] and body == b"scheme page\n"
     # a large hit goes out whole (windows of the stored body, sealed as they go)
     large = bytes(range(256)) * (32 << 10)  # 8 MiB
-
-    def big(h):
-        h.send_response(200)
-        h.send_header("Cache-Control", "max-age=300")
-        h.send_header("Content-Length", str(len(large)))
-        h.end_headers()
-        h.wfile.write(large)
-    origin.routes["/large"] = big
+    origin.routes["/large"] = slow_page(0, large)
     for _ in range(3):
         st, hdrs, body = https_get(ctx, op.tls_port, "/large")
         assert st == 200 and body == large, hdrs
@@ -478,15 +472,7 @@ def test_keyupdate_flood_from_a_client_that_does_not_read(origin, outposts, tmp_
     # measure it, not the node
     opts = os.environ.get("ASAN_OPTIONS", "")
     monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "quarantine_size_mb=1")
-    big = b"x" * (8 << 20)
-
-    def large(h):
-        h.send_response(200)
-        h.send_header("Cache-Control", "max-age=300")
-        h.send_header("Content-Length", str(len(big)))
-        h.end_headers()
-        h.wfile.write(big)
-    origin.routes["/big"] = large
+    origin.routes["/big"] = slow_page(0, b"x" * (8 << 20))
     op = tls_node(outposts, origin, tmp_path, ca, top={"send_timeout": "2s"}, workers=1)
     assert https_get(ca.context(), op.tls_port, "/big")[0] == 200  # stored
     before = rss_kib(op.proc.pid)

@@ -200,15 +200,7 @@ def test_stale_if_error_covers_tls_failures(outposts, tmp_path, ca):
     good = ca.leaf("good", "origin.internal")
     port = free_port()
     o = TLSOrigin(good, port=port)
-
-    def short(h):
-        body = b"last good copy"
-        h.send_response(200)
-        h.send_header("Cache-Control", "max-age=1")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-    o.routes["/s"] = short
+    o.routes["/s"] = slow_page(0, b"last good copy", cc="max-age=1")
     op = node(outposts, port, tmp_path, ca, host_header="origin.internal", workers=1)
     try:
         r, body = op.request("/s")
