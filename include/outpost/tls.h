@@ -101,8 +101,9 @@ void op_tls_session_free(struct op_tls_session *s);
 
 /* Why the handshake failed, as OP_ETLSVERIFY (why[]: what the check found,
  * "certificate has expired", "hostname mismatch"), OP_ETLSPLAIN (the peer
- * answered in plaintext) or OP_ETLS (why[]: OpenSSL's reason); 0 when it
- * has not failed. */
+ * answered in plaintext) or OP_ETLS (why[]: OpenSSL's reason, or "closed
+ * during the handshake" for a close_notify before it ended); 0 when it has
+ * not failed. */
 int op_tls_conn_failure(const struct op_tls_conn *t, char *why, size_t whylen);
 
 /* ---- either side ------------------------------------------------------------ */

@@ -367,7 +367,7 @@ static void tls_input(struct op_oconn *c, const char *p, size_t len)
     size_t before = c->in.len;
     int rc = op_tls_conn_input(c->tls, p, len, &c->in, &c->tls_wire);
     struct op_fetch *f = c->fetch;
-    if (rc != 0 && rc != OP_ECLOSED) {
+    if (rc != 0 && (rc != OP_ECLOSED || handshake)) { /* a close in the handshake fails it */
         char why[160];
         int fail = handshake ? op_tls_conn_failure(c->tls, why, sizeof(why)) : 0;
         if (handshake)

@@ -103,6 +103,10 @@ static int after_error(struct op_tls_conn *t, int ret, const char *what)
     }
     if (e == SSL_ERROR_ZERO_RETURN) {
         ERR_clear_error();
+        if (!t->established && !SSL_is_server(t->ssl) && t->fail == 0) {
+            t->fail = OP_ETLS; /* an origin's close_notify before its handshake ended */
+            snprintf(t->fail_why, sizeof(t->fail_why), "closed during the handshake");
+        }
         return OP_ECLOSED;
     }
     /* a client's handshake: what the origin did wrong, said once */

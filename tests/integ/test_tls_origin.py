@@ -133,7 +133,7 @@ def test_verification_can_be_turned_off(outposts, tmp_path, ca):
 class RawOrigin:
     """A TCP origin with a scripted misbehaviour: 'plain' answers HTTP in
     plaintext, 'silent' accepts and says nothing, 'reset' reads the
-    ClientHello and resets."""
+    ClientHello and resets, 'notify' answers it with close_notify."""
 
     def __init__(self, mode):
         self.mode = mode
@@ -157,6 +157,10 @@ class RawOrigin:
                 s.close()
             elif self.mode == "silent":
                 self.held.append(s)
+            elif self.mode == "notify":
+                s.recv(4096)
+                s.sendall(b"\x15\x03\x03\x00\x02\x01\x00")  # close_notify, no ServerHello
+                s.close()
             else:
                 s.recv(4096)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -173,6 +177,7 @@ class RawOrigin:
     ("plain", 502, "origin speaks plain HTTP"),
     ("silent", 504, "handshake timeout"),
     ("reset", 502, "TLS handshake failed"),
+    ("notify", 502, "TLS handshake failed"),
 ])
 def test_tls_faults(outposts, tmp_path, ca, mode, status, detail):
     o = RawOrigin(mode)
