@@ -180,9 +180,7 @@ static int run(struct op_conf *conf, const char *path)
     struct op_tls_ctx *tls_ctx = NULL;
     struct op_buf errors;
     op_buf_init(&errors, 1 << 20);
-    if (op_main_tls_ctx(&rt.tls, conf, &tls_ctx, &errors) != 0 ||
-        op_main_tls_check_origins(conf, &errors) != 0) {
-        op_tls_ctx_free(tls_ctx);
+    if (op_main_tls_ctx(&rt.tls, conf, &tls_ctx, &errors) != 0) {
         op_log_error("main", "TLS:\n%.*s", (int)errors.len, errors.data ? errors.data : "");
         op_buf_fini(&errors);
         op_main_tls_fini(&rt.tls);
@@ -433,8 +431,6 @@ int main(int argc, char **argv)
         struct op_buf errors;
         op_buf_init(&errors, 1 << 20);
         int rc = op_main_tls_ctx(NULL, conf, &tls_ctx, &errors);
-        if (op_main_tls_check_origins(conf, &errors) != 0)
-            rc = OP_EINVAL;
         op_tls_ctx_free(tls_ctx);
         if (rc != 0)
             fprintf(stderr, "%.*s", (int)errors.len, errors.data ? errors.data : "");

@@ -28,8 +28,9 @@ static int add_pairs(struct op_tls_ctx *ctx, const char *host, const char *certs
     return rc;
 }
 
-int op_main_tls_ctx(struct op_main_tls *mt, const struct op_conf *conf, struct op_tls_ctx **out,
-                    struct op_buf *errors)
+/* The server context of <conf>: its default certificate and each site's. */
+static int server_ctx(struct op_main_tls *mt, const struct op_conf *conf, struct op_tls_ctx **out,
+                      struct op_buf *errors)
 {
     *out = NULL;
     if (conf->ntls_listens == 0)
@@ -63,7 +64,8 @@ int op_main_tls_ctx(struct op_main_tls *mt, const struct op_conf *conf, struct o
     return 0;
 }
 
-int op_main_tls_check_origins(const struct op_conf *conf, struct op_buf *errors)
+/* Can each site's https origins be set up: its origin_ca readable and PEM? */
+static int check_origins(const struct op_conf *conf, struct op_buf *errors)
 {
     int rc = 0;
     for (size_t i = 0; i < conf->nsites; i++) {
@@ -78,6 +80,19 @@ int op_main_tls_check_origins(const struct op_conf *conf, struct op_buf *errors)
             rc = OP_EINVAL;
         }
         op_tls_ctx_free(ctx);
+    }
+    return rc;
+}
+
+int op_main_tls_ctx(struct op_main_tls *mt, const struct op_conf *conf, struct op_tls_ctx **out,
+                    struct op_buf *errors)
+{
+    int orc = check_origins(conf, errors); /* both report, whichever fails */
+    int rc = server_ctx(mt, conf, out, errors);
+    if (rc == 0 && orc != 0) {
+        op_tls_ctx_free(*out);
+        *out = NULL;
+        rc = orc;
     }
     return rc;
 }

@@ -16,15 +16,13 @@ struct op_main_tls {
     bool started;
 };
 
-/* The TLS context of <conf> on <mt>'s ticket keys (<mt> NULL: none, as for
- * `outpost -t`). *out is NULL when conf has no listen_tls. 0, or OP_EINVAL
- * with one line per problem appended to <errors> ("file: key: reason"). */
+/* The TLS of <conf>, as a start, a reload and `outpost -t` read it: its
+ * server context on <mt>'s ticket keys (<mt> NULL: none, as for -t; *out
+ * NULL when conf has no listen_tls), and each site's origin_ca for its
+ * https origins. 0, or OP_EINVAL (OP_ENOMEM) with one line per problem
+ * appended to <errors> ("file: key: reason") and *out NULL. */
 int op_main_tls_ctx(struct op_main_tls *mt, const struct op_conf *conf, struct op_tls_ctx **out,
                     struct op_buf *errors);
-
-/* Can each site's https origins be set up: its origin_ca readable and PEM?
- * 0, or OP_EINVAL with one line per problem appended to <errors>. */
-int op_main_tls_check_origins(const struct op_conf *conf, struct op_buf *errors);
 
 /* Make the ticket keys and the rotation timer on <loop>, not started. 0 or
  * OP_ENOMEM. */
