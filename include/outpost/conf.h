@@ -37,8 +37,9 @@ struct op_conf_site {
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
-    uint64_t origin_idle_max;   /* idle pooled origin connections per worker */
-    uint64_t stale_if_error_ms; /* serve stale this long past expiry when the origin fails */
+    uint64_t origin_idle_max;        /* idle pooled origin connections per worker */
+    uint64_t origin_idle_timeout_ms; /* how long one stays pooled */
+    uint64_t stale_if_error_ms;      /* serve stale this long past expiry when the origin fails */
     uint64_t stale_while_revalidate_ms; /* serve stale this long while revalidating */
     uint64_t coalesce_max_waiters; /* requests waiting on one origin fetch; 0 = no coalescing */
     uint64_t coalesce_timeout_ms;  /* longest wait for the shared response head */

@@ -93,6 +93,7 @@ struct op_origin {
     uint64_t first_byte_timeout_ms;
     uint64_t between_bytes_timeout_ms;
     uint32_t idle_max;
+    uint64_t idle_timeout_ms; /* pooled at most this long (op_fetch's pool_idle_ms) */
     uint32_t nidle;
     struct op_oconn *idle;      /* owned: pooled connections (singly linked) */
     struct op_metrics *metrics; /* borrowed: the worker's shard */

@@ -66,6 +66,14 @@ int op_headers_parse_block(struct op_headers *h, const char *p, size_t len);
  * Transfer-Encoding, Upgrade, Proxy-*. Idempotent. */
 void op_headers_strip_hop_by_hop(struct op_headers *h);
 
+/* The Keep-Alive field's timeout=N in ms: how long the server says it keeps
+ * an idle connection (the shortest when there are several; N above
+ * OP_HTTP_KEEP_ALIVE_MAX_S counts as that). -1 when no element is a valid
+ * timeout, so the caller keeps its own limit. Read before the hop-by-hop
+ * fields are stripped. */
+#define OP_HTTP_KEEP_ALIVE_MAX_S 86400
+int64_t op_http_keep_alive_timeout_ms(const struct op_headers *h);
+
 /* Iterate over the comma-separated elements of every <name> field.
  * Start with *state = 0 (field index << 32 | offset); returns false when done. */
 bool op_headers_next_elem(const struct op_headers *h, const char *name, uint64_t *state,

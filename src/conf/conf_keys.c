@@ -110,7 +110,12 @@ const struct op_conf_key op_conf_site_keys[] = {
      "10m", false, "time allowed between two reads of an origin response"},
     {"origin_idle_max", OP_CONF_INT, SITE(origin_idle_max), "1024", "0", "100000", false,
      "idle keep-alive connections kept per worker and origin, so that a burst finds them "
-     "open (an idle one holds no buffers; unused for 30 s, or closed by the origin, it goes)"},
+     "open (an idle one holds no buffers; unused for origin_idle_timeout, or closed by the "
+     "origin, it goes)"},
+    {"origin_idle_timeout", OP_CONF_DURATION, SITE(origin_idle_timeout_ms), "30s", "100ms", "10m",
+     false,
+     "how long an idle keep-alive connection stays pooled; shorter when the origin's Keep-Alive "
+     "timeout says it closes sooner, so that a request is not sent into the origin's close"},
     {"stale_if_error", OP_CONF_DURATION, SITE(stale_if_error_ms), "1d", "0ms", "30d", false,
      "serve a stale copy this long past expiry when the origin fails and the response "
      "names no stale-if-error of its own"},

@@ -51,8 +51,9 @@ struct op_oconn {
     struct op_tls_conn *tls; /* owned */
     struct op_buf tls_wire;  /* records not yet handed to uv_write */
     bool reused;
-    uint32_t gen; /* the origin's address generation it was opened to */
-    int busy;     /* inside a parse loop: closing is deferred */
+    uint64_t idle_ms; /* how long it may stay pooled after this response */
+    uint32_t gen;     /* the origin's address generation it was opened to */
+    int busy;         /* inside a parse loop: closing is deferred */
     bool close_pending;
     int pending_closes;
 };
@@ -145,15 +146,30 @@ static void conn_close(struct op_oconn *c)
     close_handles(c);
 }
 
+/* How long a connection may stay pooled after a response with <fields>: the
+ * origin's own limit, or less when its Keep-Alive timeout says it closes
+ * sooner. Then a second less than that, since its clock started when it sent
+ * the response and a request reusing the connection at the last moment
+ * crosses its close on the wire; one that is not idempotent cannot be sent
+ * again (RFC 9110 §9.2.2). 0: not pooled. */
+static uint64_t pool_idle_ms(const struct op_origin *o, const struct op_headers *fields)
+{
+    int64_t hint = op_http_keep_alive_timeout_ms(fields);
+    if (hint < 0)
+        return o->idle_timeout_ms;
+    uint64_t ms = hint > 2000 ? (uint64_t)hint - 1000 : (uint64_t)hint / 2;
+    return ms < o->idle_timeout_ms ? ms : o->idle_timeout_ms;
+}
+
 static void conn_release(struct op_oconn *c, bool reusable)
 {
     struct op_origin *o = c->origin;
     c->fetch = NULL;
-    if (!reusable || o->closing || o->nidle >= o->idle_max || c->write_active) {
+    if (!reusable || o->closing || o->nidle >= o->idle_max || c->write_active || c->idle_ms == 0) {
         conn_close(c);
         return;
     }
-    conn_set_state(c, OC_IDLE, 30000);
+    conn_set_state(c, OC_IDLE, c->idle_ms);
     /* an idle connection keeps no buffers: a pool of hundreds costs little */
     op_buf_fini(&c->in);
     op_buf_init(&c->in, READ_MAX);
@@ -288,6 +304,8 @@ static void parse_input(struct op_oconn *c)
                     f->cbs->on_interim(f->owner, &c->resp);
             } else if (c->parser.event == OP_HTTP_EV_HEAD) {
                 f->got_head = true;
+                /* now: the owner strips Keep-Alive with the hop-by-hop fields */
+                c->idle_ms = pool_idle_ms(c->origin, &c->resp.headers);
                 conn_set_state(c, OC_READ_BODY, c->origin->between_bytes_timeout_ms);
                 op_fetch__health(f, true);
                 op_fetch__answered(f);

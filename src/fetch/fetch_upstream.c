@@ -25,6 +25,7 @@ int op_upstream_init(struct op_upstream *u, uv_loop_t *loop, struct op_origin_se
         o->first_byte_timeout_ms = 30000;
         o->between_bytes_timeout_ms = 30000;
         o->idle_max = 64;
+        o->idle_timeout_ms = 30000;
         op_fetch__queue_init(o);
     }
     return 0;

@@ -127,6 +127,7 @@ static struct op_proxy_gen *gen_new(struct op_worker *w, uint64_t id, const stru
             o->first_byte_timeout_ms = s->first_byte_timeout_ms;
             o->between_bytes_timeout_ms = s->between_bytes_timeout_ms;
             o->idle_max = (uint32_t)s->origin_idle_max;
+            o->idle_timeout_ms = s->origin_idle_timeout_ms;
             o->max_conns = (uint32_t)s->origin_max_conns;
             o->queue_max = (uint32_t)s->origin_queue;
             o->queue_timeout_ms = s->origin_queue_timeout_ms;

@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         op_http_parser_resume(&hp);
     }
     if (rc == OP_EAGAIN && hp.event == OP_HTTP_EV_HEAD) {
+        (void)op_http_keep_alive_timeout_ms(&m.headers); /* the pool's, before the strip */
         op_headers_strip_hop_by_hop(&m.headers);
         struct op_cache_exchange x = {.method = OP_HTTP_GET,
                                       .req = &req,

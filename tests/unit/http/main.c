@@ -12,6 +12,8 @@ extern const struct CMUnitTest parser_hostile_tests[];
 extern const size_t parser_hostile_tests_n;
 extern const struct CMUnitTest authority_tests[];
 extern const size_t authority_tests_n;
+extern const struct CMUnitTest keep_alive_tests[];
+extern const size_t keep_alive_tests_n;
 
 int main(void)
 {
@@ -21,5 +23,7 @@ int main(void)
                                       parser_hostile_tests_n, NULL, NULL);
     failed +=
         _cmocka_run_group_tests("http_authority", authority_tests, authority_tests_n, NULL, NULL);
+    failed += _cmocka_run_group_tests("http_keep_alive", keep_alive_tests, keep_alive_tests_n, NULL,
+                                      NULL);
     return failed;
 }
