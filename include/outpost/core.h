@@ -81,6 +81,13 @@ int op_buf_reserve(struct op_buf *b, size_t n, char **space);
 void op_buf_commit(struct op_buf *b, size_t n);
 int op_buf_append(struct op_buf *b, const void *p, size_t n);
 int op_buf_appendf(struct op_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append the NUL-terminated <s>, or <v> in decimal: without printf, for the
+ * heads written on every hit. */
+int op_buf_append_str(struct op_buf *b, const char *s);
+int op_buf_append_int(struct op_buf *b, int64_t v);
+/* <v> in decimal into <out> (no NUL); returns the length. */
+#define OP_DEC_MAX 20 /* "-9223372036854775808" */
+size_t op_dec(int64_t v, char out[OP_DEC_MAX]);
 /* Drop the first <n> bytes (moves the rest to the front). */
 void op_buf_consume(struct op_buf *b, size_t n);
 void op_buf_reset(struct op_buf *b);

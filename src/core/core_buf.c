@@ -60,6 +60,35 @@ int op_buf_append(struct op_buf *b, const void *p, size_t n)
     return 0;
 }
 
+int op_buf_append_str(struct op_buf *b, const char *s)
+{
+    return op_buf_append(b, s, strlen(s));
+}
+
+size_t op_dec(int64_t v, char out[OP_DEC_MAX])
+{
+    char rev[OP_DEC_MAX];
+    size_t n = 0;
+    /* in unsigned arithmetic, so INT64_MIN has its digits too */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        rev[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = rev[--n];
+    return len;
+}
+
+int op_buf_append_int(struct op_buf *b, int64_t v)
+{
+    char d[OP_DEC_MAX];
+    return op_buf_append(b, d, op_dec(v, d));
+}
+
 int op_buf_appendf(struct op_buf *b, const char *fmt, ...)
 {
     va_list ap;

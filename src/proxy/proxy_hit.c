@@ -262,7 +262,9 @@ void op_proxy__serve_object(struct op_client *c, const struct op_cache_meta *m,
         op_buf_append(&head, v, vlen);
         op_buf_append(&head, "\r\n", 2);
     }
-    op_buf_appendf(&head, "Age: %lld\r\n", (long long)age);
+    op_buf_append(&head, "Age: ", 5);
+    op_buf_append_int(&head, age);
+    op_buf_append(&head, "\r\n", 2);
     bool no_body = n < 0 && (m->status == 204 || m->status == 304);
     if (n == 0) {
         op_buf_appendf(&head, "Content-Range: bytes */%llu\r\n", (unsigned long long)blen);

@@ -68,9 +68,20 @@ void op_proxy__cache_status(struct op_client *c, char *out, size_t len, int64_t 
     const char *name = c->ctx->conf->cache_name;
     const char *fwd = fwd_name(c->r.fwd);
     int n;
-    if (fwd == NULL)
-        n = snprintf(out, len, "%s; hit; ttl=%lld", name, (long long)ttl);
-    else
+    if (fwd == NULL) {
+        /* a hit: without printf, as this runs on every one */
+        char d[OP_DEC_MAX];
+        size_t dl = op_dec(ttl, d), nl = strlen(name);
+        if (len > nl + 10 + dl) {
+            memcpy(out, name, nl);
+            memcpy(out + nl, "; hit; ttl=", 11);
+            memcpy(out + nl + 11, d, dl);
+            out[nl + 11 + dl] = '\0';
+            n = (int)(nl + 11 + dl);
+        } else {
+            n = snprintf(out, len, "%s; hit; ttl=%lld", name, (long long)ttl);
+        }
+    } else
         n = snprintf(out, len, "%s; fwd=%s", name, fwd);
     if (fwd != NULL && fwd_status > 0 && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "; fwd-status=%d", fwd_status);
@@ -169,13 +180,24 @@ void op_proxy__interim(struct op_client *c, struct op_http_msg *resp)
 void op_proxy__head_begin(struct op_client *c, struct op_buf *h, int status,
                           const char *cache_status)
 {
+    /* without printf: this runs on every hit */
     c->r.resp_status = status;
-    snprintf(c->r.cache_status, sizeof(c->r.cache_status), "%s",
-             cache_status != NULL ? cache_status : "");
-    op_buf_appendf(h, "HTTP/1.1 %d %s\r\n", status, op_proxy__reason(status));
-    if (cache_status != NULL)
-        op_buf_appendf(h, "Cache-Status: %s\r\n", cache_status);
-    op_buf_appendf(h, "Via: 1.1 %s\r\n", c->ctx->conf->cache_name);
+    size_t cl = cache_status != NULL ? strlen(cache_status) : 0;
+    if (cl >= sizeof(c->r.cache_status))
+        cl = sizeof(c->r.cache_status) - 1;
+    memcpy(c->r.cache_status, cache_status != NULL ? cache_status : "", cl);
+    c->r.cache_status[cl] = '\0';
+    op_buf_append(h, "HTTP/1.1 ", 9);
+    op_buf_append_int(h, status);
+    op_buf_append(h, " ", 1);
+    op_buf_append_str(h, op_proxy__reason(status));
+    if (cache_status != NULL) {
+        op_buf_append(h, "\r\nCache-Status: ", 16);
+        op_buf_append_str(h, cache_status);
+    }
+    op_buf_append(h, "\r\nVia: 1.1 ", 11);
+    op_buf_append_str(h, c->ctx->conf->cache_name);
+    op_buf_append(h, "\r\n", 2);
 }
 
 void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_length, bool no_body)
@@ -183,7 +205,9 @@ void op_proxy__head_end(struct op_client *c, struct op_buf *h, int64_t content_l
     struct op_request *r = &c->r;
     r->chunked_out = false;
     if (content_length >= 0) {
-        op_buf_appendf(h, "Content-Length: %lld\r\n", (long long)content_length);
+        op_buf_append(h, "Content-Length: ", 16);
+        op_buf_append_int(h, content_length);
+        op_buf_append(h, "\r\n", 2);
     } else if (!no_body) {
         if (c->req.major == 1 && c->req.minor >= 1)
             r->chunked_out = true;

@@ -98,7 +98,7 @@ static int after_error(struct op_tls_conn *t, int ret, const char *what)
 {
     int e = SSL_get_error(t->ssl, ret);
     if (e == SSL_ERROR_WANT_READ) {
-        ERR_clear_error();
+        op_tls__errors_reset();
         return 0;
     }
     if (e == SSL_ERROR_ZERO_RETURN) {
@@ -142,9 +142,7 @@ int op_tls_conn_input(struct op_tls_conn *t, const char *p, size_t len, struct o
         return OP_EPARSE;
     if (len > INT_MAX)
         return OP_EINVAL;
-    /* SSL_get_error reads the thread's queue: nothing another connection left
-     * there may count against this one */
-    ERR_clear_error();
+    op_tls__errors_reset();
     op_tls__bio_begin(&t->io, p, len, wire);
     int rc = 0;
     if (!t->established) {
@@ -192,7 +190,7 @@ int op_tls_conn_output(struct op_tls_conn *t, const char *p, size_t len, struct 
     OP_CHECK_OBJ(t, OP_TLS_CONN_MAGIC);
     if (!t->established || t->failed)
         return OP_EINVAL;
-    ERR_clear_error();
+    op_tls__errors_reset();
     size_t done = 0;
     op_tls__bio_begin(&t->io, NULL, 0, wire);
     /* The BIO takes everything, so SSL_write stops only when the peer left

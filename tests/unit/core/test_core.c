@@ -6,6 +6,8 @@
 
 #include "outpost/core.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static void test_buf_never_grows_past_max(void **state)
@@ -22,6 +24,29 @@ static void test_buf_never_grows_past_max(void **state)
     assert_int_equal(op_buf_appendf(&b, "%d", 123), 0);
     assert_memory_equal(b.data, "45678123", 8);
     assert_int_equal(op_buf_appendf(&b, "x"), OP_ETOOBIG);
+    op_buf_fini(&b);
+}
+
+/* op_dec and op_buf_append_int agree with printf, at the edges too */
+static void test_decimal_without_printf(void **state)
+{
+    (void)state;
+    static const int64_t vs[] = {0,  7,          -1,        10,        -10,
+                                 99, 1234567890, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        char want[32], got[OP_DEC_MAX];
+        int wl = snprintf(want, sizeof(want), "%" PRId64, vs[i]);
+        size_t gl = op_dec(vs[i], got);
+        assert_int_equal(gl, (size_t)wl);
+        assert_memory_equal(got, want, gl);
+    }
+    struct op_buf b;
+    op_buf_init(&b, 12);
+    assert_int_equal(op_buf_append_str(&b, "Age: "), 0);
+    assert_int_equal(op_buf_append_int(&b, -42), 0);
+    assert_memory_equal(b.data, "Age: -42", 8);
+    assert_int_equal(op_buf_append_int(&b, 12345), OP_ETOOBIG); /* past max: intact */
+    assert_int_equal(b.len, 8);
     op_buf_fini(&b);
 }
 
@@ -96,6 +121,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_never_grows_past_max),
+        cmocka_unit_test(test_decimal_without_printf),
         cmocka_unit_test(test_sizes_and_durations),
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_mailbox_runs_in_order_once),
