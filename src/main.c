@@ -8,6 +8,7 @@
 #include "outpost/admin.h"
 #include "outpost/conf.h"
 #include "outpost/fetch.h"
+#include "outpost/fleet.h"
 #include "outpost/flight.h"
 #include "outpost/log.h"
 #include "outpost/net.h"
@@ -219,6 +220,22 @@ static int run(struct op_conf *conf, const char *path)
         op_main_tls_fini(&rt.tls);
         return EXIT_START;
     }
+    /* the fleet before the admin and the workers, which hand it purges and
+     * ask it whether the store may answer */
+    struct op_fleet *fleet = NULL;
+    if (conf->fleet_nats[0] != '\0') {
+        char why[256];
+        if (op_fleet_start(conf, store, &fleet, why, sizeof(why)) != 0) {
+            op_log_error("main", "%s", why);
+            op_flight_table_destroy(flight);
+            op_access_log_close(access);
+            op_store_close(store);
+            op_main_origins_free(origins, norigins);
+            op_tls_ctx_free(tls_ctx);
+            op_main_tls_fini(&rt.tls);
+            return EXIT_START;
+        }
+    }
     /* the admin socket before the workers: a node already answering on it
      * stops this one before anything else has started */
     int code = 0;
@@ -228,6 +245,7 @@ static int run(struct op_conf *conf, const char *path)
                                        .group = conf->admin_group,
                                        .node = conf->cache_name,
                                        .store = store,
+                                       .fleet = fleet,
                                        .metrics = sum_metrics,
                                        .site_metrics = sum_site_metrics,
                                        .reload = reload,
@@ -251,6 +269,7 @@ static int run(struct op_conf *conf, const char *path)
         .servers = origins,
         .tls = tls_ctx,
         .access = access,
+        .fleet = fleet,
     };
     for (unsigned i = 0; code == 0 && rt.workers != NULL && i < rt.nworkers; i++) {
         int rc = op_worker_create(i, &wcfg, &rt.workers[i]);
@@ -267,6 +286,7 @@ static int run(struct op_conf *conf, const char *path)
         /* nothing has started: exit without unwinding half-made workers */
         op_admin_stop(rt.admin);
         uv_run(loop, UV_RUN_DEFAULT); /* the admin's close callbacks */
+        op_fleet_stop(fleet);
         op_store_close(store);
         op_admin_free(rt.admin);
         op_flight_table_destroy(flight);
@@ -304,6 +324,9 @@ static int run(struct op_conf *conf, const char *path)
 
     for (unsigned i = 0; i < rt.nworkers; i++)
         op_worker_join(rt.workers[i]);
+    /* before the store, whose answers its consumer waits for; what it still
+     * answers the admin waits in the admin's mailbox */
+    op_fleet_stop(fleet);
     op_store_close(store); /* finishes queued writes; acks wait in the mailboxes */
     op_admin_free(rt.admin);
     for (unsigned i = 0; i < rt.nworkers; i++)

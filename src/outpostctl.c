@@ -1,6 +1,7 @@
 /* outpostctl: the admin API from the command line.
  *
  *   outpostctl [--socket PATH] [--json] purge URL | --prefix URL | --tag TAG | --host HOST [--soft]
+ *              [--local]
  *   outpostctl [--socket PATH] [--json] stats | metrics | health | drain | undrain | reload
  *
  * The socket is --socket, else $OUTPOST_ADMIN_SOCKET, else
@@ -30,11 +31,14 @@ static void usage(FILE *f)
                "  purge --prefix URL [--soft]  URLs starting with it\n"
                "  purge --tag TAG [--soft]     objects with that Surrogate-Key or Cache-Tag\n"
                "  purge --host HOST [--soft]   one site (\"*\": everything)\n"
+               "  purge ... --local            this node alone, not the fleet\n"
                "  stats | metrics | health | drain | undrain\n"
                "  inspect URL                 its stored variants: age, ttl, grace, size, tags\n"
                "  reload                      load the config file again (the old one stays\n"
                "                              if the new one has errors)\n"
-               "--soft marks objects stale instead of removing them. The socket is --socket,\n"
+               "--soft marks objects stale instead of removing them. On a node in a fleet a\n"
+               "purge goes to every node (answered once the fleet's stream stored it);\n"
+               "--local purges this node alone. The socket is --socket,\n"
                "else $OUTPOST_ADMIN_SOCKET, else /run/outpost/admin.sock.\n"
                "exit codes: 0 done (health: ready), 1 refused or failed (health: draining),\n"
                "            2 bad usage, 3 cannot reach the node\n");
@@ -140,6 +144,9 @@ static int show(const struct reply *rep, const char *cmd, bool as_json)
     } else if (strcmp(cmd, "reload") == 0) {
         printf("reloaded: configuration %lld\n",
                (long long)json_integer_value(json_object_get(doc, "generation")));
+    } else if (strcmp(cmd, "purge") == 0 && json_object_get(doc, "fleet_seq") != NULL) {
+        printf("published to the fleet as purge %lld: every node applies it\n",
+               (long long)json_integer_value(json_object_get(doc, "fleet_seq")));
     } else if (strcmp(cmd, "purge") == 0) {
         printf("%s %lld object%s (purge %lld)\n",
                json_is_true(json_object_get(doc, "soft")) ? "marked stale" : "purged",
@@ -168,7 +175,7 @@ static int show(const struct reply *rep, const char *cmd, bool as_json)
 
 int main(int argc, char **argv)
 {
-    enum { O_SOCKET = 256, O_JSON, O_PREFIX, O_TAG, O_HOST, O_SOFT };
+    enum { O_SOCKET = 256, O_JSON, O_PREFIX, O_TAG, O_HOST, O_SOFT, O_LOCAL };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, O_SOCKET},
         {"json", no_argument, NULL, O_JSON},
@@ -176,13 +183,14 @@ int main(int argc, char **argv)
         {"tag", required_argument, NULL, O_TAG},
         {"host", required_argument, NULL, O_HOST},
         {"soft", no_argument, NULL, O_SOFT},
+        {"local", no_argument, NULL, O_LOCAL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *sock = getenv("OUTPOST_ADMIN_SOCKET");
     if (sock == NULL || sock[0] == '\0')
         sock = "/run/outpost/admin.sock";
-    bool as_json = false, soft = false;
+    bool as_json = false, soft = false, local = false;
     const char *kind = NULL, *value = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -190,6 +198,7 @@ int main(int argc, char **argv)
         case O_SOCKET: sock = optarg; break;
         case O_JSON: as_json = true; break;
         case O_SOFT: soft = true; break;
+        case O_LOCAL: local = true; break;
         case O_PREFIX:
         case O_TAG:
         case O_HOST:
@@ -220,7 +229,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "outpostctl: purge takes one URL, --prefix, --tag or --host\n");
             return EXIT_USAGE;
         }
-        json_t *req = json_pack("{s:s, s:b}", kind, value, "soft", soft);
+        json_t *req = json_pack("{s:s, s:b, s:b}", kind, value, "soft", soft, "local", local);
         body = req ? json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         if (body == NULL) {
@@ -230,7 +239,7 @@ int main(int argc, char **argv)
         method = "POST";
         path = "/purge";
     } else if (strcmp(cmd, "inspect") == 0) {
-        if (optind + 1 != argc || kind != NULL || soft) {
+        if (optind + 1 != argc || kind != NULL || soft || local) {
             fprintf(stderr, "outpostctl: inspect takes one URL\n");
             return EXIT_USAGE;
         }
@@ -246,7 +255,7 @@ int main(int argc, char **argv)
         }
         target[n] = '\0';
         path = target;
-    } else if (kind != NULL || soft || optind < argc) {
+    } else if (kind != NULL || soft || local || optind < argc) {
         fprintf(stderr, "outpostctl: %s takes no arguments\n", cmd);
         return EXIT_USAGE;
     } else if (strcmp(cmd, "stats") == 0 || strcmp(cmd, "metrics") == 0 ||

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 struct op_admin; /* opaque */
+struct op_fleet;
 
 struct op_admin_config {
     uv_loop_t *loop;        /* borrowed: the main loop */
@@ -36,6 +37,8 @@ struct op_admin_config {
     const char *group;      /* borrowed: a group also allowed in; "" = none */
     const char *node;       /* borrowed: the node's name (cache_name) */
     struct op_store *store; /* borrowed */
+    /* borrowed; NULL without a fleet: purges then are this node's alone */
+    struct op_fleet *fleet;
     /* Sum of the workers' counters (read without locks: each is one word). */
     void (*metrics)(void *arg, struct op_metrics *sum);
     /* Per-site counters summed over the workers, into <out> (<cap> hosts at

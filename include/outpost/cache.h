@@ -168,5 +168,58 @@ bool op_cache_vary_names(const struct op_headers *resp, struct op_buf *out);
  * field values combined and blanks normalised (§4.1). */
 int op_cache_key_secondary(const char *names, size_t nlen, const struct op_headers *req,
                            struct op_buf *out);
+/* op_cache_key_url for a URL an operator gave (a purge, inspect), with the
+ * refusal worded for them in <err> (one line, NUL-terminated, cut to
+ * <errlen>): 0; OP_EINVAL (also "URL too long" when <out> has no room);
+ * OP_ENOMEM ("out of memory"). Nothing is appended on failure. */
+int op_cache_key_url_reason(const char *url, size_t len, bool prefix, struct op_buf *out, char *err,
+                            size_t errlen);
+
+/* ---- purge patterns ---------------------------------------------------------
+ * What a purge names, checked and written in one normal form by one function,
+ * op_cache_purge_pattern: the admin API runs an operator's pattern through it,
+ * the store matches keys against what it writes (store.h, op_store_purge), and
+ * a fleet record carries it and is checked on arrival by running it again
+ * (fleet.h). */
+enum op_purge_kind {
+    OP_PURGE_URL,    /* every variant of one URL, for every site (its key
+                        without the site, or the key itself) */
+    OP_PURGE_PREFIX, /* primary keys starting with the pattern */
+    OP_PURGE_TAG,    /* objects whose Surrogate-Key or Cache-Tag names it */
+    OP_PURGE_HOST,   /* one host's objects, http and https: "HOST" any port,
+                        "HOST:PORT" that one; "*" is everything */
+};
+
+#define OP_CACHE_PURGE_MAX 4096    /* bytes of a normalized url, prefix or host pattern */
+#define OP_CACHE_PURGE_TAG_MAX 256 /* bytes of a tag pattern */
+
+/* The name of <kind> in the admin API and in fleet records: "url", "prefix",
+ * "tag" or "host"; NULL for a value outside the enum. Static storage. */
+const char *op_cache_purge_kind_name(enum op_purge_kind kind);
+/* The kind named exactly <name, len> (case matters): true with *kind set, or
+ * false for any other name. */
+bool op_cache_purge_kind_parse(const char *name, size_t len, enum op_purge_kind *kind);
+
+/* Check the pattern <pattern, len> of a purge of <kind> and append its normal
+ * form to <out>:
+ *   url     op_cache_key_url: the URI part of the keys it covers
+ *   prefix  op_cache_key_url with <prefix> set (an empty path stays empty)
+ *   host    op_cache_key_host: "*", or HOST[:PORT] as keys write it
+ *   tag     as given: printable ASCII (0x21-0x7e) but ','
+ * The result has 1 to OP_CACHE_PURGE_MAX bytes (a tag, at most
+ * OP_CACHE_PURGE_TAG_MAX). It is a fixed point: run through this function
+ * again it comes out byte for byte the same. A pattern whose normal form
+ * would normalize again to something else (a stray '%' that joins a decoded
+ * octet into a new percent-encoding) is refused, so a receiver can check a
+ * pattern by normalizing it and comparing.
+ *
+ * <pattern> is borrowed and need not be NUL-terminated; a NUL in it is a
+ * control byte. Returns 0; OP_EINVAL with the reason for the operator in
+ * <err> (one line, NUL-terminated, cut to <errlen>; the admin API answers it
+ * in a 400); OP_ENOMEM, or OP_ETOOBIG when <out> has no room for the result
+ * (<err> says so too). Nothing is appended on failure. Pure: any thread;
+ * nothing it allocates outlives the call. */
+int op_cache_purge_pattern(enum op_purge_kind kind, const char *pattern, size_t len,
+                           struct op_buf *out, char *err, size_t errlen);
 
 #endif

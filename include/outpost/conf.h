@@ -118,6 +118,16 @@ struct op_conf {
     uint64_t idle_timeout_ms;
     uint64_t send_timeout_ms;
     uint64_t shutdown_timeout_ms;
+    /* fleet: purges shared by every node through NATS JetStream (the
+     * "fleet:" mapping, keys "fleet.KEY" in the table); off when fleet_nats
+     * is "" */
+    char *fleet_node;   /* owned: this node's name in the fleet */
+    char *fleet_region; /* owned */
+    char *fleet_nats;   /* owned: NATS servers, HOST:PORT separated by commas */
+    char *fleet_creds;  /* owned: NATS credentials file; "" = none */
+    char *fleet_stream; /* owned: the JetStream stream of purges */
+    uint64_t fleet_replicas;
+    uint64_t fleet_publish_timeout_ms;
     struct op_conf_site *sites; /* owned: nsites entries */
     size_t nsites;
 };

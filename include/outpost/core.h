@@ -36,7 +36,8 @@
     X(ETLSVERIFY, 502, "the origin's certificate failed verification")                             \
     X(ETLSPLAIN, 502, "the origin speaks plain HTTP, not TLS")                                     \
     X(ETLS, 502, "the TLS handshake with the origin failed")                                       \
-    X(ETLSTIMEOUT, 504, "the TLS handshake with the origin timed out")
+    X(ETLSTIMEOUT, 504, "the TLS handshake with the origin timed out")                             \
+    X(EFLEET, 503, "the fleet's purge stream did not take the purge")
 
 enum op_err {
 #define X(name, status, msg) OP_##name,

@@ -19,6 +19,7 @@ struct op_client;
 struct op_pub;
 struct op_tls_ctx;
 struct op_flight_table;
+struct op_fleet;
 
 struct op_proxy_site {
     const struct op_conf_site *conf; /* borrowed: lives as long as the config */
@@ -47,7 +48,10 @@ struct op_proxy_ctx {
     const struct op_conf *conf;     /* borrowed: the current generation's */
     struct op_store *store;         /* borrowed */
     struct op_store_reader *reader; /* owned by the worker */
-    struct op_proxy_gen *gen;       /* the current generation (holds a reference) */
+    /* borrowed; NULL without a fleet. Until it has caught up with the purge
+     * stream nothing is served from the store (op_fleet_caught_up). */
+    struct op_fleet *fleet;
+    struct op_proxy_gen *gen; /* the current generation (holds a reference) */
     /* A generation no longer current lost its last reference. */
     void (*on_gen_released)(struct op_proxy_ctx *ctx, struct op_proxy_gen *g);
     struct op_mailbox *mailbox; /* borrowed: the worker's, for store acks */

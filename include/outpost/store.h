@@ -107,21 +107,14 @@ int op_store_invalidate(struct op_store *s, const char *primary, size_t plen,
  * PUTs it covers are hidden at once. A soft purge marks the objects stale
  * instead of removing them, so stale-if-error and stale-while-revalidate
  * still protect the origin. Large purges commit in chunks; lookups never
- * wait for them. */
-enum op_purge_kind {
-    OP_PURGE_URL,    /* every variant of one URL, for every site (its key
-                        without the site, or the key itself) */
-    OP_PURGE_PREFIX, /* primary keys starting with the pattern */
-    OP_PURGE_TAG,    /* objects whose Surrogate-Key or Cache-Tag names it */
-    OP_PURGE_HOST,   /* one host's objects, http and https: "HOST" any port,
-                        "HOST:PORT" that one; "*" is everything */
-};
-
+ * wait for them. enum op_purge_kind and the normal form of a pattern
+ * (op_cache_purge_pattern) are in cache.h: admin and the fleet share them. */
 struct op_purge_done {
     struct op_msg msg; /* posted to the reply mailbox once committed */
     uint64_t seq;      /* the purge's sequence number */
     uint64_t count;    /* objects removed (or marked stale) */
     int rc;            /* 0, or OP_ESTORE */
+    bool dup;          /* a fleet purge applied here before: nothing done */
 };
 
 /* Queue a purge. <pattern> is copied. <done> stays the caller's and is
@@ -129,6 +122,14 @@ struct op_purge_done {
  * 4k) or OP_ENOMEM. */
 int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern,
                    size_t len, struct op_mailbox *reply, struct op_purge_done *done);
+/* The same for purge <fleet_seq> of the fleet's stream (> 0): applied at
+ * most once, however often it is delivered. The sequence is recorded as
+ * applied in the transaction that logs the purge, so after a crash the purge
+ * is either applied and recorded or neither; a purge given again later is
+ * answered with dup set and changes nothing. */
+int op_store_purge_fleet(struct op_store *s, uint64_t fleet_seq, enum op_purge_kind kind, bool soft,
+                         const char *pattern, size_t len, struct op_mailbox *reply,
+                         struct op_purge_done *done);
 /* The newest purge given (any thread): for op_store_put. */
 uint64_t op_store_purge_seq(struct op_store *s);
 /* The newest purge given lately (the last 10 min) that may cover primary key

@@ -19,6 +19,7 @@ struct op_flight_table;
 struct op_access_log;
 struct op_origin_server;
 struct op_tls_ctx;
+struct op_fleet;
 
 /* What a worker is made with; every pointer is borrowed and must outlive
  * the worker (tls and servers: until it released generation 1). */
@@ -32,6 +33,7 @@ struct op_worker_config {
     struct op_origin_server *servers; /* one per origin of every conf site, in order */
     struct op_tls_ctx *tls;           /* generation 1's; NULL without listen_tls */
     struct op_access_log *access;     /* NULL: no access log */
+    struct op_fleet *fleet;           /* NULL: no fleet */
 };
 
 /* Make the worker and its listening sockets (so a busy port fails here, on

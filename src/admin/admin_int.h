@@ -3,6 +3,7 @@
 #define OUTPOST_ADMIN_INT_H
 
 #include "outpost/admin.h"
+#include "outpost/fleet.h"
 #include "outpost/http.h"
 
 #include <stdbool.h>
@@ -36,9 +37,10 @@ struct admin_conn {
 /* A purge under way. Its acknowledgement comes back through the admin's
  * mailbox; if the connection went away meanwhile, conn is NULL. */
 struct admin_purge {
-    struct op_purge_done done; /* first: the message is the struct */
-    struct op_admin *admin;    /* borrowed */
-    struct admin_conn *conn;   /* borrowed, or NULL */
+    struct op_purge_done done;     /* first: the message is the struct */
+    struct op_fleet_published pub; /* or this one's, for a purge the fleet applies */
+    struct op_admin *admin;        /* borrowed */
+    struct admin_conn *conn;       /* borrowed, or NULL */
     bool soft;
     struct admin_purge *prev, *next; /* borrowed: the admin's list */
 };
@@ -71,12 +73,5 @@ void op_admin__error(struct admin_conn *c, int status, const char *msg);
 void op_admin__route(struct admin_conn *c);
 /* A purge's acknowledgement arrived (main loop). */
 void op_admin__purge_done(struct op_msg *m);
-
-/* admin_url.c */
-/* The cache key (or key prefix) for an operator's URL, "http[s]://HOST[:PORT]/PATH",
- * in op_cache_key_url's normal form (the one stored keys have, without the
- * site). 0, or OP_EINVAL with a message in err. */
-int op_admin__url_key(const char *url, size_t len, bool prefix, struct op_buf *out, char *err,
-                      size_t errlen);
 
 #endif

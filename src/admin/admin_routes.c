@@ -5,6 +5,8 @@
 #include "outpost/cache.h"
 
 #include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,16 +43,36 @@ static void respond_json(struct admin_conn *c, int status, json_t *obj)
     free(body);
 }
 
+/* A node in a fleet that has not read the purge stream since it started
+ * serves nothing from its store, so it is not ready for traffic either. */
+static bool catching_up(const struct op_admin *a)
+{
+    return a->cfg.fleet != NULL && !op_fleet_caught_up(a->cfg.fleet);
+}
+
 static json_t *health_obj(struct op_admin *a)
 {
-    return json_pack("{s:s, s:s, s:I}", "status", a->draining ? "draining" : "ready", "node",
-                     a->cfg.node, "purge_seq", (json_int_t)op_store_purge_applied(a->cfg.store));
+    const char *status = a->draining ? "draining" : catching_up(a) ? "catching-up" : "ready";
+    return json_pack("{s:s, s:s, s:I}", "status", status, "node", a->cfg.node, "purge_seq",
+                     (json_int_t)op_store_purge_applied(a->cfg.store));
 }
 
 static void health(struct admin_conn *c)
 {
     struct op_admin *a = c->admin;
-    respond_json(c, a->draining ? 503 : 200, health_obj(a));
+    respond_json(c, a->draining || catching_up(a) ? 503 : 200, health_obj(a));
+}
+
+static json_t *fleet_obj(struct op_fleet *f)
+{
+    struct op_fleet_stats st;
+    op_fleet_stats(f, &st);
+    return json_pack("{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "connected",
+                     st.connected, "caught_up", st.caught_up, "applied", (json_int_t)st.applied,
+                     "duplicates", (json_int_t)st.duplicates, "invalid", (json_int_t)st.invalid,
+                     "published", (json_int_t)st.published, "publish_failures",
+                     (json_int_t)st.publish_failures, "last_seq", (json_int_t)st.last_seq,
+                     "reconnects", (json_int_t)st.reconnects, "last_error", st.last_error);
 }
 
 static void set_drain(struct admin_conn *c, bool on)
@@ -97,6 +119,8 @@ static void stats(struct admin_conn *c)
                         json_integer((json_int_t)op_store_purge_seq(a->cfg.store)));
     json_object_set_new(obj, "counters", counters);
     json_object_set_new(obj, "store", store);
+    if (a->cfg.fleet != NULL)
+        json_object_set_new(obj, "fleet", fleet_obj(a->cfg.fleet));
     int64_t expiry = a->cfg.tls_expiry ? a->cfg.tls_expiry(a->cfg.arg) : 0;
     if (expiry > 0)
         json_object_set_new(obj, "tls",
@@ -160,11 +184,69 @@ static void metrics(struct admin_conn *c)
         op_buf_appendf(&out, "# HELP outpost_%s %s\n# TYPE outpost_%s %s\noutpost_%s %llu\n",
                        more[i].name, more[i].help, more[i].name, more[i].type, more[i].name,
                        (unsigned long long)more[i].v);
+    if (a->cfg.fleet != NULL) {
+        struct op_fleet_stats fs;
+        op_fleet_stats(a->cfg.fleet, &fs);
+        const struct {
+            const char *name, *type, *help;
+            uint64_t v;
+        } fleet[] = {
+            {"fleet_connected", "gauge", "1 while connected to a NATS server", fs.connected},
+            {"fleet_caught_up", "gauge", "1 once the purge stream is read (the store serves)",
+             fs.caught_up},
+            {"fleet_purges_applied_total", "counter", "purges applied from the stream", fs.applied},
+            {"fleet_purges_duplicate_total", "counter", "purges delivered again: skipped",
+             fs.duplicates},
+            {"fleet_records_invalid_total", "counter", "stream records that were no purge",
+             fs.invalid},
+            {"fleet_purges_published_total", "counter", "purges this node published", fs.published},
+            {"fleet_publish_failures_total", "counter", "purges the stream did not take",
+             fs.publish_failures},
+            {"fleet_applied_seq", "gauge", "newest stream sequence applied", fs.last_seq},
+            {"fleet_reconnects_total", "counter", "reconnections to NATS", fs.reconnects},
+        };
+        for (size_t i = 0; i < sizeof(fleet) / sizeof(fleet[0]); i++)
+            op_buf_appendf(&out, "# HELP outpost_%s %s\n# TYPE outpost_%s %s\noutpost_%s %llu\n",
+                           fleet[i].name, fleet[i].help, fleet[i].name, fleet[i].type,
+                           fleet[i].name, (unsigned long long)fleet[i].v);
+    }
     op_admin__respond(c, 200, "text/plain; version=0.0.4", out.data ? out.data : "", out.len);
     op_buf_fini(&out);
 }
 
-/* {"url"|"prefix"|"tag"|"host": "...", "soft": bool} */
+/* The fleet's answer to a purge published for <p>. */
+static void fleet_published(struct op_msg *m)
+{
+    struct admin_purge *p =
+        (struct admin_purge *)(void *)((char *)m - offsetof(struct admin_purge, pub));
+    struct op_admin *a = p->admin;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        a->purges = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    struct admin_conn *c = p->conn;
+    if (c != NULL) {
+        c->purge = NULL;
+        if (p->pub.rc == 0) {
+            respond_json(c, 200,
+                         json_pack("{s:I, s:b, s:b}", "fleet_seq", (json_int_t)p->pub.seq,
+                                   "published", 1, "soft", p->soft));
+        } else {
+            char msg[400];
+            snprintf(msg, sizeof(msg),
+                     "fleet: the purge stream did not take the purge (%s); nothing was purged, "
+                     "here or elsewhere (\"local\": true purges this node alone)",
+                     p->pub.why);
+            op_admin__error(c, 503, msg);
+        }
+    }
+    free(p);
+}
+
+/* {"url"|"prefix"|"tag"|"host": "...", "soft": bool, "local": bool}: in a
+ * fleet, published for every node unless local. */
 static void purge(struct admin_conn *c)
 {
     struct op_admin *a = c->admin;
@@ -179,27 +261,23 @@ static void purge(struct admin_conn *c)
         op_admin__error(c, 400, msg);
         return;
     }
-    static const char *const kinds[] = {"url", "prefix", "tag", "host"};
-    static const enum op_purge_kind kind_of[] = {OP_PURGE_URL, OP_PURGE_PREFIX, OP_PURGE_TAG,
-                                                 OP_PURGE_HOST};
-    int which = -1, given = 0;
+    enum op_purge_kind kind = OP_PURGE_URL;
+    int given = 0;
     const char *key;
     json_t *val;
     const char *bad = NULL;
     json_object_foreach(req, key, val)
     {
-        int k = -1;
-        for (int i = 0; i < 4; i++)
-            if (strcmp(key, kinds[i]) == 0)
-                k = i;
-        if (k >= 0) {
-            which = k;
+        enum op_purge_kind k;
+        if (op_cache_purge_kind_parse(key, strlen(key), &k)) {
+            kind = k;
             given++;
-        } else if (strcmp(key, "soft") != 0) {
+        } else if (strcmp(key, "soft") != 0 && strcmp(key, "local") != 0) {
             bad = key;
         }
     }
     json_t *soft_v = json_object_get(req, "soft");
+    json_t *local_v = json_object_get(req, "local");
     char msg[300];
     const char *why = NULL;
     if (bad != NULL) {
@@ -207,53 +285,29 @@ static void purge(struct admin_conn *c)
         why = msg;
     } else if (given != 1) {
         why = "give exactly one of url, prefix, tag or host";
-    } else if (!json_is_string(json_object_get(req, kinds[which]))) {
+    } else if (!json_is_string(json_object_get(req, op_cache_purge_kind_name(kind)))) {
         why = "the value must be a string";
     } else if (soft_v != NULL && !json_is_boolean(soft_v)) {
         why = "soft must be true or false";
+    } else if (local_v != NULL && !json_is_boolean(local_v)) {
+        why = "local must be true or false";
     }
     if (why != NULL) {
         json_decref(req);
         op_admin__error(c, 400, why);
         return;
     }
-    json_t *pv = json_object_get(req, kinds[which]);
-    const char *pattern = json_string_value(pv);
-    size_t plen = json_string_length(pv);
+    json_t *pv = json_object_get(req, op_cache_purge_kind_name(kind));
     bool soft = soft_v != NULL && json_is_true(soft_v);
+    bool fleet = a->cfg.fleet != NULL && !(local_v != NULL && json_is_true(local_v));
     struct op_buf norm;
-    op_buf_init(&norm, 16 * 1024);
-    int rc = 0;
-    if (kind_of[which] == OP_PURGE_URL || kind_of[which] == OP_PURGE_PREFIX) {
-        rc = op_admin__url_key(pattern, plen, kind_of[which] == OP_PURGE_PREFIX, &norm, msg,
-                               sizeof(msg));
-    } else {
-        for (size_t i = 0; i < plen && rc == 0; i++) {
-            unsigned char ch = (unsigned char)pattern[i];
-            if (ch <= 0x20 || ch >= 0x7f || (kind_of[which] == OP_PURGE_TAG && ch == ',')) {
-                snprintf(msg, sizeof(msg), "%s: no spaces, commas or control characters",
-                         kinds[which]);
-                rc = OP_EINVAL;
-            }
-        }
-        if (rc == 0 && kind_of[which] == OP_PURGE_HOST &&
-            op_cache_key_host(pattern, plen, &norm) != 0) {
-            snprintf(msg, sizeof(msg), "host: expected HOST[:PORT] or \"*\"");
-            rc = OP_EINVAL;
-        } else if (rc == 0 && kind_of[which] != OP_PURGE_HOST) {
-            op_buf_append(&norm, pattern, plen);
-        }
-    }
+    op_buf_init(&norm, OP_CACHE_PURGE_MAX);
+    int rc = op_cache_purge_pattern(kind, json_string_value(pv), json_string_length(pv), &norm, msg,
+                                    sizeof(msg));
     json_decref(req);
-    if (rc == 0 &&
-        (norm.len == 0 || norm.len > 4096 || (kind_of[which] == OP_PURGE_TAG && norm.len > 256))) {
-        snprintf(msg, sizeof(msg), "the %s must be 1 to %d bytes", kinds[which],
-                 kind_of[which] == OP_PURGE_TAG ? 256 : 4096);
-        rc = OP_EINVAL;
-    }
     if (rc != 0) {
         op_buf_fini(&norm);
-        op_admin__error(c, 400, msg);
+        op_admin__error(c, rc == OP_ENOMEM ? 500 : 400, msg);
         return;
     }
     struct admin_purge *p = calloc(1, sizeof(*p));
@@ -263,6 +317,7 @@ static void purge(struct admin_conn *c)
         return;
     }
     p->done.msg.run = op_admin__purge_done;
+    p->pub.msg.run = fleet_published;
     p->admin = a;
     p->conn = c;
     p->soft = soft;
@@ -271,8 +326,9 @@ static void purge(struct admin_conn *c)
         a->purges->prev = p;
     a->purges = p;
     c->purge = p;
-    rc = op_store_purge(a->cfg.store, kind_of[which], soft, norm.data, norm.len, &a->mailbox,
-                        &p->done);
+    rc = fleet
+             ? op_fleet_publish(a->cfg.fleet, kind, soft, norm.data, norm.len, &a->mailbox, &p->pub)
+             : op_store_purge(a->cfg.store, kind, soft, norm.data, norm.len, &a->mailbox, &p->done);
     op_buf_fini(&norm);
     if (rc != 0) {
         c->purge = NULL;
@@ -280,7 +336,14 @@ static void purge(struct admin_conn *c)
         if (a->purges)
             a->purges->prev = NULL;
         free(p);
-        op_admin__error(c, 500, "the purge could not be queued");
+        if (rc == OP_EFULL)
+            op_admin__error(c, 503,
+                            "fleet: too many purges wait to be published; nothing was "
+                            "purged");
+        else if (rc == OP_ETOOBIG)
+            op_admin__error(c, 400, "fleet: the pattern does not fit in a fleet record");
+        else
+            op_admin__error(c, 500, "the purge could not be queued");
     }
 }
 
@@ -415,10 +478,11 @@ static void inspect(struct admin_conn *c)
         op_admin__error(c, 400, "give ?url=URL (percent-encoded)");
         return;
     }
-    if (op_admin__url_key(url.data, url.len, false, &key, msg, sizeof(msg)) != 0) {
+    int rc = op_cache_key_url_reason(url.data, url.len, false, &key, msg, sizeof(msg));
+    if (rc != 0) {
         op_buf_fini(&url);
         op_buf_fini(&key);
-        op_admin__error(c, 400, msg);
+        op_admin__error(c, rc == OP_ENOMEM ? 500 : 400, msg);
         return;
     }
     json_t *list = json_array();

@@ -85,6 +85,25 @@ const struct op_conf_key op_conf_top_keys[] = {
      "time allowed for a client to accept response bytes before it is dropped"},
     {"shutdown_timeout", OP_CONF_DURATION, TOP(shutdown_timeout_ms), "10s", "0ms", "10m", false,
      "on SIGTERM, how long in-flight responses may take before the node exits"},
+    {"fleet.node", OP_CONF_STRING, TOP(fleet_node), "", NULL, NULL, false,
+     "this node's name in the fleet (1-64 of A-Z a-z 0-9 _ -), unique in it: its durable "
+     "consumer of the purge stream is named after it"},
+    {"fleet.region", OP_CONF_STRING, TOP(fleet_region), "", NULL, NULL, false,
+     "the region this node serves (the same characters)"},
+    {"fleet.nats", OP_CONF_FILES, TOP(fleet_nats), "", NULL, NULL, false,
+     "NATS servers with JetStream, HOST:PORT (several as a list); empty = no fleet: purges are "
+     "this node's alone"},
+    {"fleet.creds", OP_CONF_STRING, TOP(fleet_creds), "", NULL, NULL, false,
+     "NATS credentials file (user JWT and seed); empty = none"},
+    {"fleet.stream", OP_CONF_STRING, TOP(fleet_stream), "OUTPOST_PURGES", NULL, NULL, false,
+     "the JetStream stream purges go to (created with file storage if missing); its subject "
+     "is outpost.purge.STREAM"},
+    {"fleet.replicas", OP_CONF_INT, TOP(fleet_replicas), "1", "1", "5", false,
+     "copies of the stream JetStream keeps when it creates it (3 on a three-server cluster)"},
+    {"fleet.publish_timeout", OP_CONF_DURATION, TOP(fleet_publish_timeout_ms), "5s", "100ms", "1m",
+     false,
+     "a purge is acknowledged once JetStream has stored it; past this it fails, never "
+     "applied on this node alone"},
     {NULL, 0, 0, NULL, NULL, NULL, false, NULL},
 };
 
@@ -748,9 +767,67 @@ static int validate_tls(const struct op_conf *conf, struct op_buf *errors)
     return rc;
 }
 
+/* A name for NATS (a consumer, a stream) and for the fleet's tables: 1-64
+ * of A-Z a-z 0-9 _ -, so it needs no quoting anywhere. */
+static bool fleet_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!(c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+              (c >= 'a' && c <= 'z')))
+            return false;
+    }
+    return true;
+}
+
+static int validate_fleet(const struct op_conf *conf, struct op_buf *errors)
+{
+    if (conf->fleet_nats[0] == '\0') {
+        if (conf->fleet_node[0] != '\0' || conf->fleet_region[0] != '\0') {
+            op_buf_appendf(errors, "%s: fleet.nats: a fleet needs its NATS servers\n", conf->path);
+            return OP_EINVAL;
+        }
+        return 0;
+    }
+    int rc = 0;
+    const char *names[][2] = {
+        {"node", conf->fleet_node}, {"region", conf->fleet_region}, {"stream", conf->fleet_stream}};
+    for (size_t i = 0; i < 3; i++) {
+        if (!fleet_name_ok(names[i][1])) {
+            op_buf_appendf(errors,
+                           "%s: fleet.%s: expected 1-64 of A-Z a-z 0-9 _ -, got \"%.80s\"\n",
+                           conf->path, names[i][0], names[i][1]);
+            rc = OP_EINVAL;
+        }
+    }
+    size_t n = list_len(conf->fleet_nats);
+    for (size_t i = 0; i < n; i++) {
+        char item[300] = "", *host = NULL;
+        uint16_t port;
+        if (!op_conf_list_item(conf->fleet_nats, i, item, sizeof(item)) || item[0] == ':' ||
+            op_conf_split_hostport(item, &host, &port) != 0) {
+            op_buf_appendf(errors, "%s: fleet.nats: expected HOST:PORT, got \"%.80s\"\n",
+                           conf->path, item);
+            rc = OP_EINVAL;
+        }
+        free(host);
+    }
+    if (n > OP_CONF_MAX_LISTEN) {
+        op_buf_appendf(errors, "%s: fleet.nats: at most %d servers\n", conf->path,
+                       OP_CONF_MAX_LISTEN);
+        rc = OP_EINVAL;
+    }
+    return rc;
+}
+
 int op_conf_validate(const struct op_conf *conf, struct op_buf *errors)
 {
     int rc = validate_tls(conf, errors);
+    if (validate_fleet(conf, errors) != 0)
+        rc = OP_EINVAL;
     if (conf->nsites == 0) {
         op_buf_appendf(errors, "%s: sites: at least one site is required\n", conf->path);
         rc = OP_EINVAL;

@@ -55,13 +55,29 @@ static char *join_list(struct loader *l, yaml_node_t *seq, const char *name)
     return out.data; /* the caller frees it */
 }
 
-/* Set every key of one mapping through op_conf_set; unknown keys are errors. */
+static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_site *site,
+                         yaml_node_t *map, const char *prefix);
+
+/* The "fleet:" mapping: its keys are "fleet.KEY" in the top table. */
+static void load_fleet(struct loader *l, struct op_conf *conf, yaml_node_t *kn, yaml_node_t *vn)
+{
+    if (vn == NULL || vn->type != YAML_MAPPING_NODE) {
+        report(l, vn != NULL ? vn : kn, "fleet", "expected a mapping of fleet keys");
+        return;
+    }
+    load_mapping(l, conf, NULL, vn, "fleet.");
+}
+
+/* Set every key of one mapping through op_conf_set; unknown keys are errors.
+ * <prefix> names the mapping in errors ("sites[0].", "fleet."); for the
+ * top-level table it is also the start of the keys' names there. */
 static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_site *site,
                          yaml_node_t *map, const char *prefix)
 {
     char err[256];
     char name[128];
     const struct op_conf_key *table = site ? op_conf_site_keys : op_conf_top_keys;
+    bool fleet = site == NULL && prefix != NULL;
 
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
@@ -73,8 +89,12 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
             continue;
         }
         snprintf(name, sizeof(name), "%s%s", prefix ? prefix : "", key);
-        if (site == NULL && strcmp(key, "sites") == 0)
+        if (site == NULL && !fleet && strcmp(key, "sites") == 0)
             continue; /* handled by the caller */
+        if (site == NULL && !fleet && strcmp(key, "fleet") == 0) {
+            load_fleet(l, conf, kn, vn);
+            continue;
+        }
         /* a key given twice is an error: YAML allows it, operators never mean it */
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
             const char *earlier = scalar(yaml_document_get_node(&l->doc, q->key));
@@ -83,9 +103,12 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
                 break;
             }
         }
+        /* the fleet's keys only inside "fleet:", never as "fleet.x" */
         const struct op_conf_key *known = NULL;
-        for (const struct op_conf_key *k = table; k->name != NULL; k++)
-            if (strcmp(k->name, key) == 0)
+        const char *lookup = site == NULL ? name : key;
+        bool dotted = strchr(key, '.') != NULL;
+        for (const struct op_conf_key *k = table; k->name != NULL && !dotted; k++)
+            if (strcmp(k->name, lookup) == 0)
                 known = k;
         if (known == NULL) {
             report(l, kn, name, "unknown key");
@@ -104,7 +127,7 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
             report(l, vn, name, "expected a single value");
             continue;
         }
-        if (op_conf_set(conf, site, key, value, err, sizeof(err)) != 0)
+        if (op_conf_set(conf, site, lookup, value, err, sizeof(err)) != 0)
             report(l, vn, name, err);
         free(joined);
     }
@@ -118,7 +141,7 @@ static void load_mapping(struct loader *l, struct op_conf *conf, struct op_conf_
             present |= key != NULL && strcmp(key, k->name) == 0;
         }
         if (!present) {
-            snprintf(name, sizeof(name), "%s%s", prefix ? prefix : "", k->name);
+            snprintf(name, sizeof(name), "%s%s", site != NULL && prefix ? prefix : "", k->name);
             report(l, map, name, "required key is missing");
         }
     }

@@ -1,33 +1,33 @@
 /* PURGE on the data port (purge_allow): every variant of the request's URL
  * goes, and the answer waits until the purge is committed, as through the
- * admin API. "Soft-Purge: 1" marks them stale instead. Peers outside
- * purge_allow get 403. */
+ * admin API; on a node in a fleet, until the fleet's stream stored it (every
+ * node then applies it). "Soft-Purge: 1" marks them stale instead. Peers
+ * outside purge_allow get 403. */
 #include "proxy_int.h"
 
+#include "outpost/fleet.h"
+
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct purge_ack {
-    struct op_purge_done done; /* first: its msg is what is posted */
-    struct op_client *c;       /* ref: c->refs counts this message */
+    struct op_purge_done done;     /* first: its msg is what is posted */
+    struct op_fleet_published pub; /* or this one's, in a fleet */
+    struct op_client *c;           /* ref: c->refs counts this message */
     uint64_t request_id;
     bool soft;
 };
 
-static void on_purged(struct op_msg *m)
+/* The answer to <ack>: an error, or 200 with <body>. */
+static void answer(struct purge_ack *ack, int status, const char *why, const char *body, int n)
 {
-    struct purge_ack *ack = (struct purge_ack *)m;
     struct op_client *c = ack->c;
     if (!c->closing && c->r.id == ack->request_id && c->rs == OP_RS_WAIT) {
-        if (ack->done.rc != 0) {
-            op_proxy__error(c, 500, "the purge could not be committed", false);
+        if (status != 200) {
+            op_proxy__error(c, status, why, false);
         } else {
-            char body[128];
-            int n =
-                snprintf(body, sizeof(body), "{\"purged\": %llu, \"seq\": %llu, \"soft\": %s}\n",
-                         (unsigned long long)ack->done.count, (unsigned long long)ack->done.seq,
-                         ack->soft ? "true" : "false");
             struct op_buf head;
             op_buf_init(&head, 4096);
             op_proxy__head_begin(c, &head, 200, NULL);
@@ -43,6 +43,30 @@ static void on_purged(struct op_msg *m)
     }
     free(ack);
     op_proxy__client_unref(c);
+}
+
+static void on_purged(struct op_msg *m)
+{
+    struct purge_ack *ack = (struct purge_ack *)m;
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"purged\": %llu, \"seq\": %llu, \"soft\": %s}\n",
+                     (unsigned long long)ack->done.count, (unsigned long long)ack->done.seq,
+                     ack->soft ? "true" : "false");
+    answer(ack, ack->done.rc != 0 ? 500 : 200, "the purge could not be committed", body, n);
+}
+
+static void on_published(struct op_msg *m)
+{
+    struct purge_ack *ack =
+        (struct purge_ack *)(void *)((char *)m - offsetof(struct purge_ack, pub));
+    char body[160], why[300];
+    int n =
+        snprintf(body, sizeof(body), "{\"fleet_seq\": %llu, \"published\": true, \"soft\": %s}\n",
+                 (unsigned long long)ack->pub.seq, ack->soft ? "true" : "false");
+    snprintf(why, sizeof(why),
+             "fleet: the purge stream did not take the purge (%s); nothing was purged",
+             ack->pub.why);
+    answer(ack, ack->pub.rc != 0 ? 503 : 200, why, body, n);
 }
 
 bool op_proxy__purge_request(struct op_client *c)
@@ -65,16 +89,33 @@ bool op_proxy__purge_request(struct op_client *c)
     const char *v = op_headers_get(&c->req.headers, "soft-purge", &vlen);
     ack->soft = v != NULL && vlen == 1 && v[0] == '1';
     ack->done.msg.run = on_purged;
+    ack->pub.msg.run = on_published;
     ack->c = c;
     ack->request_id = c->r.id;
     c->r.fwd = OP_FWD_BYPASS;
     /* the URL without the site: like an admin purge, it reaches what every
-     * site stored for it */
-    if (op_store_purge(ctx->store, OP_PURGE_URL, ack->soft, c->r.key.data,
-                       op_cache_key_url_len(c->r.key.data, c->r.key.len), ctx->mailbox,
-                       &ack->done) != 0) {
+     * site stored for it; in a fleet, in the normal form every node checks */
+    size_t ulen = op_cache_key_url_len(c->r.key.data, c->r.key.len);
+    int rc;
+    if (ctx->fleet != NULL) {
+        struct op_buf norm;
+        char msg[200];
+        op_buf_init(&norm, OP_CACHE_PURGE_MAX);
+        rc = op_cache_purge_pattern(OP_PURGE_URL, c->r.key.data, ulen, &norm, msg, sizeof(msg));
+        if (rc == 0)
+            rc = op_fleet_publish(ctx->fleet, OP_PURGE_URL, ack->soft, norm.data, norm.len,
+                                  ctx->mailbox, &ack->pub);
+        op_buf_fini(&norm);
+    } else {
+        rc = op_store_purge(ctx->store, OP_PURGE_URL, ack->soft, c->r.key.data, ulen, ctx->mailbox,
+                            &ack->done);
+    }
+    if (rc != 0) {
         free(ack);
-        op_proxy__error(c, 400, "the URL cannot be purged", false);
+        if (rc == OP_EFULL)
+            op_proxy__error(c, 503, "fleet: too many purges wait to be published", false);
+        else
+            op_proxy__error(c, 400, "the URL cannot be purged", false);
         return true;
     }
     c->refs++;

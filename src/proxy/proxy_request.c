@@ -2,6 +2,8 @@
  * the origin, stream the response and hand a storable one to the store. */
 #include "proxy_int.h"
 
+#include "outpost/fleet.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +207,12 @@ void op_proxy__lookup(struct op_client *c)
     struct op_proxy_ctx *ctx = c->ctx;
     struct op_store_obj obj;
     r->purge_seq = op_store_purge_seq(ctx->store); /* before the read: a purge after it wins */
-    int rc = op_store_lookup(ctx->reader, r->key.data, r->key.len, &c->req.headers, &obj);
+    /* a node that has not read the fleet's purge stream since it started may
+     * hold objects a purge it has not applied yet covers: the origin answers
+     * until it has (op_fleet_caught_up) */
+    int rc = ctx->fleet != NULL && !op_fleet_caught_up(ctx->fleet)
+                 ? OP_ENOTFOUND
+                 : op_store_lookup(ctx->reader, r->key.data, r->key.len, &c->req.headers, &obj);
     if (rc == 0 && op_headers_parse_block(&r->stale_headers, obj.headers, obj.headers_len) != 0)
         rc = OP_ENOTFOUND; /* unreadable stored fields: fetch afresh */
     if (rc == 0) {

@@ -115,7 +115,7 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
     }
     if ((rc = mdb_env_create(&s->env)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, cfg->map_size)) != 0 ||
-        (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, 9)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 512)) != 0) {
         rc = op_store__mdb_err("create environment", rc);
         goto fail;
@@ -143,7 +143,8 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
         (rc = mdb_dbi_open(txn, "urls", MDB_CREATE, &s->db_urls)) != 0 ||
         (rc = mdb_dbi_open(txn, "tags", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &s->db_tags)) !=
             0 ||
-        (rc = mdb_dbi_open(txn, "purges", MDB_CREATE | MDB_INTEGERKEY, &s->db_purges)) != 0) {
+        (rc = mdb_dbi_open(txn, "purges", MDB_CREATE | MDB_INTEGERKEY, &s->db_purges)) != 0 ||
+        (rc = mdb_dbi_open(txn, "fleet", MDB_CREATE | MDB_INTEGERKEY, &s->db_fleet)) != 0) {
         rc = op_store__mdb_err("open databases", rc);
         goto fail;
     }

@@ -15,6 +15,9 @@
 #define PURGE_MAGIC 0x3150504fu /* "OPP1" */
 #define PURGE_LOG_KEEP 100000   /* purge log records kept */
 #define PATTERN_MAX 4096
+/* fleet sequences remembered as applied: redeliveries come within the
+ * consumer's ack wait, far fewer purges back than this */
+#define FLEET_KEEP 1000000
 
 struct tag_find {
     const char *tag;
@@ -339,7 +342,34 @@ static int log_purge(struct op_store *s, MDB_txn *txn, const struct op_store_op 
     }
     MDB_val mk = {.mv_size = 9, .mv_data = "purge_seq"};
     MDB_val mv = {.mv_size = sizeof(seq), .mv_data = &seq};
-    return rc == 0 ? mdb_put(txn, s->db_meta, &mk, &mv, 0) : rc;
+    rc = rc == 0 ? mdb_put(txn, s->db_meta, &mk, &mv, 0) : rc;
+    if (rc == 0 && op->fleet_seq != 0) {
+        /* applied, in the purge's own transaction: a redelivery finds it */
+        uint64_t fs = op->fleet_seq;
+        MDB_val fk = {.mv_size = sizeof(fs), .mv_data = &fs};
+        rc = mdb_put(txn, s->db_fleet, &fk, &mv, 0);
+        if (rc == 0 && fs > FLEET_KEEP) {
+            uint64_t old = fs - FLEET_KEEP;
+            MDB_val ok = {.mv_size = sizeof(old), .mv_data = &old};
+            rc = mdb_del(txn, s->db_fleet, &ok, NULL);
+            rc = rc == MDB_NOTFOUND ? 0 : rc;
+        }
+    }
+    return rc;
+}
+
+/* Was fleet purge <fs> applied here already? */
+static int fleet_applied(struct op_store *s, uint64_t fs, bool *yes)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {.mv_size = sizeof(fs), .mv_data = &fs}, v;
+    rc = mdb_get(txn, s->db_fleet, &k, &v);
+    mdb_txn_abort(txn);
+    *yes = rc == 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* One chunk of keys in one transaction; the last one also logs the purge. */
@@ -387,7 +417,24 @@ void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
 {
     struct keys ks = {0};
     uint64_t count = 0, t0 = op_time_mono_ms();
-    int rc = collect(s, op, &ks);
+    bool dup = false;
+    int rc = op->fleet_seq != 0 ? fleet_applied(s, op->fleet_seq, &dup) : 0;
+    if (rc == 0 && dup) {
+        /* delivered again (its ack was lost): applying it twice would remove
+         * what was stored since */
+        op_log_info("store", "fleet purge %llu: applied already",
+                    (unsigned long long)op->fleet_seq);
+        op->purge_done->seq = op->purge_seq;
+        op->purge_done->count = 0;
+        op->purge_done->rc = 0;
+        op->purge_done->dup = true;
+        atomic_store(&s->purge_applied, op->purge_seq);
+        if (op->reply != NULL)
+            op_mailbox_post(op->reply, &op->purge_done->msg);
+        return;
+    }
+    if (rc == 0)
+        rc = collect(s, op, &ks);
     uint64_t t1 = op_time_mono_ms();
     for (size_t from = 0; rc == 0;) {
         size_t to = ks.n - from > CHUNK ? from + CHUNK : ks.n;
@@ -431,6 +478,13 @@ void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
 int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern,
                    size_t len, struct op_mailbox *reply, struct op_purge_done *done)
 {
+    return op_store_purge_fleet(s, 0, kind, soft, pattern, len, reply, done);
+}
+
+int op_store_purge_fleet(struct op_store *s, uint64_t fleet_seq, enum op_purge_kind kind, bool soft,
+                         const char *pattern, size_t len, struct op_mailbox *reply,
+                         struct op_purge_done *done)
+{
     if (len == 0 || len > PATTERN_MAX || (kind == OP_PURGE_TAG && len > OP_STORE_TAG_MAX))
         return OP_EINVAL;
     struct op_store_op *op = calloc(1, sizeof(*op));
@@ -445,6 +499,8 @@ int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const
     op->soft = soft;
     op->reply = reply;
     op->purge_done = done;
+    op->fleet_seq = fleet_seq;
+    done->dup = false;
     op_store__enqueue(s, op);
     return 0;
 }

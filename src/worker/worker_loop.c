@@ -376,6 +376,7 @@ int op_worker_create(unsigned id, const struct op_worker_config *cfg, struct op_
     ctx->worker_id = id;
     ctx->conf = conf;
     ctx->store = store;
+    ctx->fleet = cfg->fleet;
     ctx->flight = cfg->flight;
     ctx->mailbox = &w->mailbox;
     ctx->on_drained = on_drained;

@@ -320,7 +320,81 @@ static void test_tls_errors(void **state)
     op_buf_fini(&errors);
 }
 
-/* conf/outpost.yaml names every key, set or commented out. */
+/* The fleet mapping: its keys, defaults, and each way to get it wrong. */
+static void test_fleet_keys(void **state)
+{
+    (void)state;
+    struct op_buf errors;
+    op_buf_init(&errors, 65536);
+    struct op_conf *c = load("fleet:\n  node: edge-1\n  region: eu_west\n"
+                             "  nats: [127.0.0.1:4222, \"[::1]:4223\"]\n  replicas: 3\n"
+                             "sites:\n  - origin: http://a\n",
+                             &errors);
+    if (c == NULL)
+        fail_msg("%.*s", (int)errors.len, errors.data);
+    assert_string_equal(c->fleet_node, "edge-1");
+    assert_string_equal(c->fleet_region, "eu_west");
+    assert_string_equal(c->fleet_nats, "127.0.0.1:4222, [::1]:4223");
+    assert_string_equal(c->fleet_stream, "OUTPOST_PURGES");
+    assert_int_equal(c->fleet_replicas, 3);
+    assert_int_equal(c->fleet_publish_timeout_ms, 5000);
+    op_conf_free(c);
+    /* no fleet: nothing to say */
+    c = load("sites:\n  - origin: http://a\n", &errors);
+    assert_non_null(c);
+    assert_string_equal(c->fleet_nats, "");
+    op_conf_free(c);
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"fleet: 3\n", ":1:8: fleet: expected a mapping of fleet keys"},
+        {"fleet.node: a\n", ":1:1: fleet.node: unknown key"},
+        {"fleet:\n  listen: 1.2.3.4:5\n", ":2:3: fleet.listen: unknown key"},
+        {"fleet:\n  node: a\n  node: b\n", "fleet.node: key appears twice"},
+        {"fleet:\n  replicas: 6\n", "fleet.replicas: must be at most 5"},
+        {"fleet:\n  node: a\n", "fleet.nats: a fleet needs its NATS servers"},
+        {"fleet:\n  node: a/b\n  region: r\n  nats: h:1\n", "fleet.node: expected 1-64 of"},
+        {"fleet:\n  node: a\n  nats: h:1\n", "fleet.region: expected 1-64 of"},
+        {"fleet:\n  node: a\n  region: r\n  stream: \"x y\"\n  nats: h:1\n",
+         "fleet.stream: expected 1-64 of"},
+        {"fleet:\n  node: a\n  region: r\n  nats: [h:1, \":2\"]\n",
+         "fleet.nats: expected HOST:PORT, got \":2\""},
+        {"fleet:\n  node: a\n  region: r\n  nats: h\n", "fleet.nats: expected HOST:PORT"},
+        {"fleet:\n  node: "
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n  region: r\n"
+         "  nats: h:1\n",
+         "fleet.node: expected 1-64 of"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "%ssites:\n  - origin: http://a\n", bad[i].yaml);
+        op_buf_reset(&errors);
+        c = load(text, &errors);
+        op_buf_append(&errors, "", 1);
+        if (c != NULL || strstr(errors.data, bad[i].want) == NULL)
+            fail_msg("case %zu: wanted \"%s\", got \"%s\"", i, bad[i].want, errors.data);
+    }
+    op_buf_fini(&errors);
+}
+
+/* Where <key> ("name:") starts a line of <text> at or after <from>, after
+ * indentation and an optional "# " or "- "; NULL when nowhere. */
+static const char *key_line(const char *text, const char *from, const char *key)
+{
+    char want[80];
+    snprintf(want, sizeof(want), "%s:", key);
+    for (const char *at = from; (at = strstr(at, want)) != NULL; at++) {
+        const char *b = at;
+        while (b > text && (b[-1] == ' ' || b[-1] == '#'))
+            b--;
+        if (b == text || b[-1] == '\n' || (b[-1] == '-'))
+            return at;
+    }
+    return NULL;
+}
+
+/* conf/outpost.yaml names every key, set or commented out; a key of the
+ * fleet mapping ("fleet.node") as "node:" after "fleet:". */
 static void test_shipped_file_documents_every_key(void **state)
 {
     (void)state;
@@ -333,19 +407,17 @@ static void test_shipped_file_documents_every_key(void **state)
     const struct op_conf_key *tables[] = {op_conf_top_keys, op_conf_site_keys};
     for (size_t t = 0; t < 2; t++)
         for (const struct op_conf_key *k = tables[t]; k->name != NULL; k++) {
-            char want[80];
-            snprintf(want, sizeof(want), "%s:", k->name);
-            const char *at = text;
-            bool found = false;
-            while (!found && (at = strstr(at, want)) != NULL) {
-                /* at the start of a line, after indentation and an optional "# " */
-                const char *b = at;
-                while (b > text && (b[-1] == ' ' || b[-1] == '#'))
-                    b--;
-                found = b == text || b[-1] == '\n' || (b[-1] == '-');
-                at++;
+            const char *dot = strchr(k->name, '.');
+            const char *found;
+            if (dot == NULL) {
+                found = key_line(text, text, k->name);
+            } else {
+                char outer[64];
+                snprintf(outer, sizeof(outer), "%.*s", (int)(dot - k->name), k->name);
+                found = key_line(text, text, outer);
+                found = found != NULL ? key_line(text, found, dot + 1) : NULL;
             }
-            if (!found)
+            if (found == NULL)
                 fail_msg("conf/outpost.yaml does not mention %s", k->name);
         }
 }
@@ -362,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_purge_allow),
         cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_fleet_keys),
         cmocka_unit_test(test_shipped_file_documents_every_key),
     };
     return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
