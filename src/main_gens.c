@@ -204,6 +204,18 @@ static void immutable(const struct op_conf *a, const struct op_conf *b, struct o
     SAME_STR(admin_socket)
     SAME_STR(admin_group)
     SAME_STR(access_log)
+    /* the fleet's connection and consumer are made once, at start */
+#define SAME_FLEET(k, cmp)                                                                         \
+    if (cmp)                                                                                       \
+        op_buf_appendf(errors, "%s: fleet." #k ": changing it needs a restart\n", b->path);
+    SAME_FLEET(node, strcmp(a->fleet_node, b->fleet_node) != 0)
+    SAME_FLEET(region, strcmp(a->fleet_region, b->fleet_region) != 0)
+    SAME_FLEET(nats, strcmp(a->fleet_nats, b->fleet_nats) != 0)
+    SAME_FLEET(creds, strcmp(a->fleet_creds, b->fleet_creds) != 0)
+    SAME_FLEET(stream, strcmp(a->fleet_stream, b->fleet_stream) != 0)
+    SAME_FLEET(replicas, a->fleet_replicas != b->fleet_replicas)
+    SAME_FLEET(publish_timeout, a->fleet_publish_timeout_ms != b->fleet_publish_timeout_ms)
+#undef SAME_FLEET
 #undef SAME_STR
 #undef SAME_NUM
 }

@@ -100,14 +100,21 @@ void op_fleet_stop(struct op_fleet *f);
 /* The answer to op_fleet_publish, posted to the caller's mailbox. */
 struct op_fleet_published {
     struct op_msg msg;
-    int rc;        /* 0: stored by JetStream; OP_EFLEET: not (why says why) */
+    int rc;        /* 0: stored by JetStream; OP_EFLEET: not, or not known (why says why) */
+    bool unknown;  /* OP_EFLEET after sending it: JetStream may have stored it all the same */
     uint64_t seq;  /* its stream sequence */
     char why[200]; /* for an operator */
 };
 
+/* What a failed <d> means, for the asker: not taken (nothing was purged
+ * anywhere), or not confirmed (it may yet be applied everywhere: give it
+ * again to be sure). */
+void op_fleet_published_why(const struct op_fleet_published *d, char *out, size_t len);
+
 /* Queue purge <kind, soft, pattern> (normalized, as op_cache_purge_pattern
  * writes it) for publishing; <done> is filled and posted to <reply> once
- * JetStream stored it or publish_timeout passed. 0, OP_ENOMEM, or OP_EFULL
+ * JetStream stored it or publish_timeout passed since this call (queued
+ * behind others included). 0, OP_ENOMEM, or OP_EFULL
  * (OP_FLEET_QUEUE_MAX purges waiting already). Any thread. */
 #define OP_FLEET_QUEUE_MAX 4096
 int op_fleet_publish(struct op_fleet *f, enum op_purge_kind kind, bool soft, const char *pattern,

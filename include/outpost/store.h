@@ -122,14 +122,15 @@ struct op_purge_done {
  * 4k) or OP_ENOMEM. */
 int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern,
                    size_t len, struct op_mailbox *reply, struct op_purge_done *done);
-/* The same for purge <fleet_seq> of the fleet's stream (> 0): applied at
- * most once, however often it is delivered. The sequence is recorded as
- * applied in the transaction that logs the purge, so after a crash the purge
- * is either applied and recorded or neither; a purge given again later is
- * answered with dup set and changes nothing. */
-int op_store_purge_fleet(struct op_store *s, uint64_t fleet_seq, enum op_purge_kind kind, bool soft,
-                         const char *pattern, size_t len, struct op_mailbox *reply,
-                         struct op_purge_done *done);
+/* The same for purge <fleet_seq> (> 0) of the fleet's stream as created at
+ * <fleet_epoch> (its creation time: a stream made again numbers from 1
+ * again): applied at most once, however often it is delivered. The pair is
+ * recorded as applied in the transaction that logs the purge, so after a
+ * crash the purge is either applied and recorded or neither; a purge given
+ * again later is answered with dup set and changes nothing. */
+int op_store_purge_fleet(struct op_store *s, uint64_t fleet_epoch, uint64_t fleet_seq,
+                         enum op_purge_kind kind, bool soft, const char *pattern, size_t len,
+                         struct op_mailbox *reply, struct op_purge_done *done);
 /* The newest purge given (any thread): for op_store_put. */
 uint64_t op_store_purge_seq(struct op_store *s);
 /* The newest purge given lately (the last 10 min) that may cover primary key

@@ -234,11 +234,9 @@ static void fleet_published(struct op_msg *m)
                          json_pack("{s:I, s:b, s:b}", "fleet_seq", (json_int_t)p->pub.seq,
                                    "published", 1, "soft", p->soft));
         } else {
-            char msg[400];
-            snprintf(msg, sizeof(msg),
-                     "fleet: the purge stream did not take the purge (%s); nothing was purged, "
-                     "here or elsewhere (\"local\": true purges this node alone)",
-                     p->pub.why);
+            char why[340], msg[400];
+            op_fleet_published_why(&p->pub, why, sizeof(why));
+            snprintf(msg, sizeof(msg), "%s (\"local\": true purges this node alone)", why);
             op_admin__error(c, 503, msg);
         }
     }

@@ -14,16 +14,22 @@
 #include <string.h>
 
 #define FETCH_BATCH 256
-#define FETCH_WAIT_MS 1000  /* a fetch's long poll: also how soon a stop is seen */
-#define RETRY_MS 1000       /* after a failed stream or consumer setup */
-#define ACK_WAIT_S 30       /* JetStream redelivers a purge not acked by then */
-#define STORE_WAIT_MS 60000 /* the most one purge's commit may take */
+#define FETCH_WAIT_MS 1000 /* a fetch's long poll: also how soon a stop is seen */
+#define RETRY_MS 1000      /* after a failed stream or consumer setup */
+/* JetStream redelivers a purge not acked by then: after a kill -9 the node
+ * waits that long for what it had fetched (a purge that takes longer to
+ * apply is delivered again and then skipped as applied) */
+#define ACK_WAIT_S 10
+#define STORE_WAIT_MS 60000  /* the most one purge's commit may take */
+#define RESUBSCRIBE_AFTER 30 /* failed fetches in a row (100 ms apart) while connected */
+#define CHECK_STREAM_MS 5000 /* while idle, is the stream still the one we read? */
 
 struct pub_req {
     struct pub_req *next;
     struct op_buf record; /* the encoded purge */
     struct op_mailbox *reply;
     struct op_fleet_published *done;
+    uint64_t deadline_ms; /* queued at, plus publish_timeout: the whole answer's */
 };
 
 struct op_fleet {
@@ -37,6 +43,7 @@ struct op_fleet {
     int64_t replicas;
     int64_t publish_timeout_ms;
     struct op_store *store; /* borrowed */
+    uint64_t epoch;         /* the stream's creation time (consumer thread) */
 
     natsOptions *opts;
     natsConnection *nc;
@@ -59,15 +66,23 @@ struct op_fleet {
     struct op_purge_done purge_done;
 
     atomic_bool connected, caught_up;
+    atomic_bool resync; /* reconnected: the stream and consumer may be new */
     atomic_uint_fast64_t applied, duplicates, invalid, published, publish_failures, last_seq,
         reconnects;
 };
+
+/* nats.c's own words for the last failure on this thread, or <s>'s name */
+static const char *nats_why(natsStatus s)
+{
+    const char *t = nats_GetLastError(NULL);
+    return t != NULL && t[0] != '\0' ? t : natsStatus_GetText(s);
+}
 
 /* "<what>: <detail>" as the last error, cut to fit */
 static void set_error(struct op_fleet *f, const char *what, const char *detail)
 {
     pthread_mutex_lock(&f->lock);
-    snprintf(f->last_error, sizeof(f->last_error), "%.60s: %.90s", what, detail);
+    snprintf(f->last_error, sizeof(f->last_error), "%.40s: %.110s", what, detail);
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -119,6 +134,7 @@ static void on_reconnected(natsConnection *nc, void *arg)
     (void)nc;
     struct op_fleet *f = arg;
     atomic_fetch_add(&f->reconnects, 1);
+    atomic_store(&f->resync, true);
     atomic_store(&f->connected, true);
     op_log_info("fleet", "reconnected to NATS");
 }
@@ -147,8 +163,8 @@ static int apply(struct op_fleet *f, const struct op_fleet_purge *p, uint64_t se
     f->store_done = false;
     pthread_mutex_unlock(&f->wait_lock);
     f->purge_done.msg.run = store_answered;
-    int rc = op_store_purge_fleet(f->store, seq, p->kind, p->soft, p->pattern.data, p->pattern.len,
-                                  &f->store_reply, &f->purge_done);
+    int rc = op_store_purge_fleet(f->store, f->epoch, seq, p->kind, p->soft, p->pattern.data,
+                                  p->pattern.len, &f->store_reply, &f->purge_done);
     if (rc != 0)
         return rc;
     struct timespec until;
@@ -227,6 +243,25 @@ static void handle(struct op_fleet *f, natsMsg *msg, uint64_t *pending)
                     (unsigned long long)seq, natsStatus_GetText(s));
 }
 
+/* The stream's creation time as f->epoch: a stream made again (deleted, a
+ * new cluster) numbers its purges from 1 again, and they must not be taken
+ * for the ones applied before. NATS_ERR when it does not carry our subject. */
+static natsStatus take_stream(struct op_fleet *f, jsStreamInfo *si)
+{
+    bool ours = false;
+    for (int i = 0; si->Config != NULL && i < si->Config->SubjectsLen; i++)
+        ours |= strcmp(si->Config->Subjects[i], f->subject) == 0;
+    if (!ours) {
+        set_error(f, "the stream exists without the subject", f->subject);
+        return NATS_ERR;
+    }
+    uint64_t epoch = si->Created > 0 ? (uint64_t)si->Created : 1;
+    if (f->epoch != 0 && f->epoch != epoch)
+        op_log_warn("fleet", "stream %s was made again: its purges are new ones", f->stream);
+    f->epoch = epoch;
+    return NATS_OK;
+}
+
 /* The stream, created with file storage when missing. */
 static natsStatus ensure_stream(struct op_fleet *f)
 {
@@ -234,8 +269,9 @@ static natsStatus ensure_stream(struct op_fleet *f)
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, f->js, f->stream, NULL, &jerr);
     if (s == NATS_OK) {
+        s = take_stream(f, si);
         jsStreamInfo_Destroy(si);
-        return NATS_OK;
+        return s;
     }
     if (s != NATS_NOT_FOUND)
         return s;
@@ -251,6 +287,7 @@ static natsStatus ensure_stream(struct op_fleet *f)
     if (s == NATS_OK) {
         op_log_info("fleet", "created stream %s (subject %s, %lld replicas)", f->stream, f->subject,
                     (long long)f->replicas);
+        s = take_stream(f, si);
         jsStreamInfo_Destroy(si);
     }
     return s;
@@ -270,7 +307,7 @@ static natsSubscription *subscribe(struct op_fleet *f)
     jsErrCode jerr = 0;
     natsStatus s = js_PullSubscribe(&sub, f->js, f->subject, f->durable, NULL, &so, &jerr);
     if (s != NATS_OK) {
-        set_error(f, "the durable consumer", natsStatus_GetText(s));
+        set_error(f, "the durable consumer", nats_why(s));
         return NULL;
     }
     op_log_info("fleet", "consuming %s as %s", f->stream, f->durable);
@@ -285,16 +322,62 @@ static natsStatus fetch(natsSubscription *sub, natsMsgList *list)
     return natsSubscription_Fetch(list, sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
 }
 
+/* The consumer as the server sees it: 0 with *drained when nothing is
+ * left to deliver and nothing delivered waits for its ack, NATS_NOT_FOUND
+ * when it is gone (deleted: subscribe again), else the failure. A purge
+ * delivered before a kill -9 and never acked waits on the server until
+ * AckWait and comes again; until then the node has not caught up. */
+static natsStatus consumer_state(struct op_fleet *f, bool *drained)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, f->js, f->stream, f->durable, NULL, &jerr);
+    if (s != NATS_OK) {
+        set_error(f, "the consumer's state", nats_why(s));
+        return s;
+    }
+    *drained = ci->NumPending == 0 && ci->NumAckPending == 0;
+    if (!*drained) {
+        char what[96];
+        snprintf(what, sizeof(what), "%llu to deliver, %lld awaiting their ack",
+                 (unsigned long long)ci->NumPending, (long long)ci->NumAckPending);
+        set_error(f, "catching up", what);
+    }
+    jsConsumerInfo_Destroy(ci);
+    return NATS_OK;
+}
+
+static void mark_caught_up(struct op_fleet *f)
+{
+    bool drained = false;
+    if (atomic_load(&f->caught_up) || !atomic_load(&f->connected) ||
+        consumer_state(f, &drained) != NATS_OK || !drained)
+        return;
+    if (!atomic_exchange(&f->caught_up, true))
+        op_log_info("fleet", "caught up with %s: serving from the store", f->stream);
+    pthread_mutex_lock(&f->lock);
+    f->last_error[0] = '\0';
+    pthread_mutex_unlock(&f->lock);
+}
+
 static void *consumer_main(void *arg)
 {
     struct op_fleet *f = arg;
     natsSubscription *sub = NULL;
+    int failures = 0;
+    uint64_t checked_ms = op_time_mono_ms();
     while (!stopping(f)) {
+        /* after a reconnect, or when the stream is another one now (made
+         * again, so with a new consumer too), subscribe again */
+        if (sub != NULL && atomic_exchange(&f->resync, false)) {
+            natsSubscription_Destroy(sub);
+            sub = NULL;
+        }
         if (sub == NULL) {
             natsStatus s = atomic_load(&f->connected) ? ensure_stream(f) : NATS_NOT_YET_CONNECTED;
             if (s != NATS_OK) {
                 if (s != NATS_NOT_YET_CONNECTED)
-                    set_error(f, "the stream", natsStatus_GetText(s));
+                    set_error(f, "the stream", nats_why(s));
                 nap(f, RETRY_MS);
                 continue;
             }
@@ -306,23 +389,47 @@ static void *consumer_main(void *arg)
         natsMsgList list = {0};
         natsStatus s = fetch(sub, &list);
         if (s == NATS_TIMEOUT && list.Count == 0) {
-            /* nothing is waiting: whatever the stream held at start is applied */
-            if (atomic_load(&f->connected) && !atomic_exchange(&f->caught_up, true))
-                op_log_info("fleet", "caught up with %s: serving from the store", f->stream);
+            /* nothing came: whatever the stream held at start may be applied */
+            mark_caught_up(f);
+            if (op_time_mono_ms() - checked_ms >= CHECK_STREAM_MS) {
+                /* still the stream we read, and our consumer still there? */
+                checked_ms = op_time_mono_ms();
+                uint64_t before = f->epoch;
+                bool drained;
+                if (ensure_stream(f) != NATS_OK || f->epoch != before ||
+                    consumer_state(f, &drained) == NATS_NOT_FOUND) {
+                    op_log_warn("fleet",
+                                "the stream or the consumer %s changed: subscribing "
+                                "again",
+                                f->durable);
+                    natsSubscription_Destroy(sub);
+                    sub = NULL;
+                }
+            }
             continue;
         }
         if (s != NATS_OK) {
             op_log_debug("fleet", "fetch: %s", natsStatus_GetText(s));
             natsMsgList_Destroy(&list);
-            nap(f, 100); /* disconnected, or the server is electing a leader */
+            /* disconnected, or a leader is being elected; connected and
+             * failing for long, the stream or the consumer may be gone:
+             * look them up again */
+            if (atomic_load(&f->connected) && ++failures >= RESUBSCRIBE_AFTER) {
+                set_error(f, "fetch", natsStatus_GetText(s));
+                natsSubscription_Destroy(sub);
+                sub = NULL;
+                failures = 0;
+            }
+            nap(f, 100);
             continue;
         }
+        failures = 0;
         uint64_t pending = 1;
         for (int i = 0; i < list.Count; i++)
             handle(f, list.Msgs[i], &pending);
         natsMsgList_Destroy(&list);
-        if (pending == 0 && !atomic_exchange(&f->caught_up, true))
-            op_log_info("fleet", "caught up with %s: serving from the store", f->stream);
+        if (pending == 0)
+            mark_caught_up(f);
     }
     natsSubscription_Destroy(sub); /* the durable consumer stays on the server */
     return NULL;
@@ -336,14 +443,19 @@ static void publish_one(struct op_fleet *f, struct pub_req *r)
     d->seq = 0;
     d->why[0] = '\0';
     d->rc = OP_EFLEET;
+    d->unknown = false;
+    uint64_t now = op_time_mono_ms();
     if (!atomic_load(&f->connected)) {
         /* not even handed to nats.c: it would send it on reconnecting,
          * after this purge was reported as failed */
         snprintf(d->why, sizeof(d->why), "not connected to NATS");
+    } else if (now >= r->deadline_ms) {
+        snprintf(d->why, sizeof(d->why), "not sent: %lld ms passed in the queue behind others",
+                 (long long)f->publish_timeout_ms);
     } else {
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MaxWait = f->publish_timeout_ms;
+        po.MaxWait = (int64_t)(r->deadline_ms - now);
         po.ExpectStream = f->stream;
         jsPubAck *ack = NULL;
         jsErrCode jerr = 0;
@@ -354,7 +466,9 @@ static void publish_one(struct op_fleet *f, struct pub_req *r)
             d->seq = ack->Sequence;
             jsPubAck_Destroy(ack);
         } else if (s == NATS_TIMEOUT) {
-            snprintf(d->why, sizeof(d->why), "JetStream did not store it within %lld ms",
+            /* sent, and no answer: it may be stored and applied yet */
+            d->unknown = true;
+            snprintf(d->why, sizeof(d->why), "JetStream did not confirm it within %lld ms",
                      (long long)f->publish_timeout_ms);
         } else {
             snprintf(d->why, sizeof(d->why), "%s (JetStream error %d)", natsStatus_GetText(s),
@@ -369,6 +483,20 @@ static void publish_one(struct op_fleet *f, struct pub_req *r)
         op_log_warn("fleet", "a purge was not published: %s", d->why);
     }
     op_mailbox_post(r->reply, &d->msg);
+}
+
+void op_fleet_published_why(const struct op_fleet_published *d, char *out, size_t len)
+{
+    if (d->unknown)
+        snprintf(out, len,
+                 "fleet: the purge stream did not confirm the purge (%s); it may still reach "
+                 "every node: give it again to be sure",
+                 d->why);
+    else
+        snprintf(out, len,
+                 "fleet: the purge stream did not take the purge (%s); nothing was purged, here "
+                 "or elsewhere",
+                 d->why);
 }
 
 static void *publisher_main(void *arg)
@@ -417,6 +545,7 @@ int op_fleet_publish(struct op_fleet *f, enum op_purge_kind kind, bool soft, con
     }
     r->reply = reply;
     r->done = done;
+    r->deadline_ms = op_time_mono_ms() + (uint64_t)f->publish_timeout_ms;
     pthread_mutex_lock(&f->lock);
     if (f->queued >= OP_FLEET_QUEUE_MAX) {
         pthread_mutex_unlock(&f->lock);

@@ -63,9 +63,7 @@ static void on_published(struct op_msg *m)
     int n =
         snprintf(body, sizeof(body), "{\"fleet_seq\": %llu, \"published\": true, \"soft\": %s}\n",
                  (unsigned long long)ack->pub.seq, ack->soft ? "true" : "false");
-    snprintf(why, sizeof(why),
-             "fleet: the purge stream did not take the purge (%s); nothing was purged",
-             ack->pub.why);
+    op_fleet_published_why(&ack->pub, why, sizeof(why));
     answer(ack, ack->pub.rc != 0 ? 503 : 200, why, body, n);
 }
 

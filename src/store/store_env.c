@@ -144,7 +144,7 @@ int op_store_open(const struct op_store_config *cfg, struct op_store **out)
         (rc = mdb_dbi_open(txn, "tags", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &s->db_tags)) !=
             0 ||
         (rc = mdb_dbi_open(txn, "purges", MDB_CREATE | MDB_INTEGERKEY, &s->db_purges)) != 0 ||
-        (rc = mdb_dbi_open(txn, "fleet", MDB_CREATE | MDB_INTEGERKEY, &s->db_fleet)) != 0) {
+        (rc = mdb_dbi_open(txn, "fleet_applied", MDB_CREATE, &s->db_fleet)) != 0) {
         rc = op_store__mdb_err("open databases", rc);
         goto fail;
     }

@@ -48,7 +48,8 @@ struct op_store_op {
     char *pattern; /* owned: primary key, prefix, tag or host */
     size_t pattern_len;
     struct op_purge_done *purge_done; /* borrowed: the caller's, filled before done */
-    uint64_t fleet_seq;               /* the fleet stream's sequence of the purge; 0: a local one */
+    uint64_t fleet_epoch; /* the fleet stream's creation time: its sequences' namespace */
+    uint64_t fleet_seq;   /* the fleet stream's sequence of the purge; 0: a local one */
 };
 
 /* A purge as remembered for matching PUTs that raced it. */
@@ -66,7 +67,7 @@ struct op_store {
     MDB_dbi db_urls;   /* primary key text -> its hash: prefix and host purges */
     MDB_dbi db_tags;   /* surrogate key -> object keys (dupsort): tag purges */
     MDB_dbi db_purges; /* sequence -> purge record: the purge log */
-    MDB_dbi db_fleet;  /* fleet stream sequence -> local purge sequence: applied */
+    MDB_dbi db_fleet;  /* fleet (stream epoch, sequence) -> local purge sequence: applied */
     uint64_t budget;
     uint64_t max_object_size;
 

@@ -345,12 +345,12 @@ static int log_purge(struct op_store *s, MDB_txn *txn, const struct op_store_op 
     rc = rc == 0 ? mdb_put(txn, s->db_meta, &mk, &mv, 0) : rc;
     if (rc == 0 && op->fleet_seq != 0) {
         /* applied, in the purge's own transaction: a redelivery finds it */
-        uint64_t fs = op->fleet_seq;
-        MDB_val fk = {.mv_size = sizeof(fs), .mv_data = &fs};
+        uint64_t key[2] = {op->fleet_epoch, op->fleet_seq};
+        MDB_val fk = {.mv_size = sizeof(key), .mv_data = key};
         rc = mdb_put(txn, s->db_fleet, &fk, &mv, 0);
-        if (rc == 0 && fs > FLEET_KEEP) {
-            uint64_t old = fs - FLEET_KEEP;
-            MDB_val ok = {.mv_size = sizeof(old), .mv_data = &old};
+        if (rc == 0 && op->fleet_seq > FLEET_KEEP) {
+            uint64_t old[2] = {op->fleet_epoch, op->fleet_seq - FLEET_KEEP};
+            MDB_val ok = {.mv_size = sizeof(old), .mv_data = old};
             rc = mdb_del(txn, s->db_fleet, &ok, NULL);
             rc = rc == MDB_NOTFOUND ? 0 : rc;
         }
@@ -358,14 +358,17 @@ static int log_purge(struct op_store *s, MDB_txn *txn, const struct op_store_op 
     return rc;
 }
 
-/* Was fleet purge <fs> applied here already? */
-static int fleet_applied(struct op_store *s, uint64_t fs, bool *yes)
+/* Was purge <seq> of the fleet stream of <epoch> applied here already? A
+ * stream made again (a new cluster, a deleted stream) numbers from 1 again
+ * under a new epoch, so its purges are never taken for the old ones. */
+static int fleet_applied(struct op_store *s, uint64_t epoch, uint64_t seq, bool *yes)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
         return rc;
-    MDB_val k = {.mv_size = sizeof(fs), .mv_data = &fs}, v;
+    uint64_t key[2] = {epoch, seq};
+    MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
     rc = mdb_get(txn, s->db_fleet, &k, &v);
     mdb_txn_abort(txn);
     *yes = rc == 0;
@@ -418,7 +421,7 @@ void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
     struct keys ks = {0};
     uint64_t count = 0, t0 = op_time_mono_ms();
     bool dup = false;
-    int rc = op->fleet_seq != 0 ? fleet_applied(s, op->fleet_seq, &dup) : 0;
+    int rc = op->fleet_seq != 0 ? fleet_applied(s, op->fleet_epoch, op->fleet_seq, &dup) : 0;
     if (rc == 0 && dup) {
         /* delivered again (its ack was lost): applying it twice would remove
          * what was stored since */
@@ -478,12 +481,12 @@ void op_store__apply_purge(struct op_store *s, struct op_store_op *op)
 int op_store_purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern,
                    size_t len, struct op_mailbox *reply, struct op_purge_done *done)
 {
-    return op_store_purge_fleet(s, 0, kind, soft, pattern, len, reply, done);
+    return op_store_purge_fleet(s, 0, 0, kind, soft, pattern, len, reply, done);
 }
 
-int op_store_purge_fleet(struct op_store *s, uint64_t fleet_seq, enum op_purge_kind kind, bool soft,
-                         const char *pattern, size_t len, struct op_mailbox *reply,
-                         struct op_purge_done *done)
+int op_store_purge_fleet(struct op_store *s, uint64_t fleet_epoch, uint64_t fleet_seq,
+                         enum op_purge_kind kind, bool soft, const char *pattern, size_t len,
+                         struct op_mailbox *reply, struct op_purge_done *done)
 {
     if (len == 0 || len > PATTERN_MAX || (kind == OP_PURGE_TAG && len > OP_STORE_TAG_MAX))
         return OP_EINVAL;
@@ -499,6 +502,7 @@ int op_store_purge_fleet(struct op_store *s, uint64_t fleet_seq, enum op_purge_k
     op->soft = soft;
     op->reply = reply;
     op->purge_done = done;
+    op->fleet_epoch = fleet_epoch;
     op->fleet_seq = fleet_seq;
     done->dup = false;
     op_store__enqueue(s, op);

@@ -5,6 +5,7 @@ anything from its store; a record on the stream that is no purge is counted
 and skipped; with NATS down a purge fails clearly and the nodes keep
 serving."""
 import json
+import shutil
 import os
 import signal
 import socket
@@ -70,14 +71,15 @@ class Nats:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=10)
 
-    def publish_raw(self, subject, payload):
-        """A bare core-NATS publish (the protocol's PUB), as anyone on the
-        bus could send, then PING/PONG so it is processed."""
+    def publish_raw(self, subject, *payloads):
+        """Bare core-NATS publishes (the protocol's PUB), as anyone on the
+        bus could send, then PING/PONG so they are processed."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         f = s.makefile("rb")
         assert f.readline().startswith(b"INFO ")
-        s.sendall(b'CONNECT {"verbose":false}\r\nPUB %s %d\r\n%s\r\nPING\r\n'
-                  % (subject.encode(), len(payload), payload))
+        s.sendall(b'CONNECT {"verbose":false}\r\n' + b"".join(
+            b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(p), p) for p in payloads)
+            + b"PING\r\n")
         while True:
             line = f.readline()
             assert line, "NATS closed the connection"
@@ -267,3 +269,56 @@ def test_no_nats_at_start_nothing_from_the_store(origin, outposts, tmp_path):
         wait_for_hit(a, "/v")
     finally:
         nats.stop()
+
+
+def test_stream_made_again_numbers_anew(nats, origin, outposts, tmp_path):
+    """A new JetStream (an empty store: a new cluster, a deleted stream)
+    numbers purges from 1 again; they are new purges, not redeliveries."""
+    a = fleet_node(outposts, origin, tmp_path, "a", nats.port).start()
+    wait_caught_up(a)
+    get(a, "/s")
+    wait_for_hit(a, "/s")
+    status, body = admin(a.sock, "POST", "/purge", {"url": url("/s")})
+    assert status == 200 and body["fleet_seq"] == 1, body
+    wait_applied(a, 1)
+    get(a, "/s")
+    wait_for_hit(a, "/s")
+    nats.stop()
+    shutil.rmtree(nats.dir)
+    nats.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the node makes the stream again
+        status, body = admin(a.sock, "POST", "/purge", {"url": url("/s")})
+        if status == 200:
+            break
+        time.sleep(0.2)
+    assert status == 200 and body["fleet_seq"] == 1, body
+    st = wait_applied(a, 2, timeout=20)
+    assert st["applied"] == 2 and st["duplicates"] == 0, st
+    assert from_origin(a, origin, "/s")
+
+
+def test_killed_mid_batch_waits_for_unacked_purges(nats, origin, outposts, tmp_path):
+    """Killed while applying a batch: the purges it had fetched but not acked
+    come again only after the consumer's AckWait; the node is not caught up,
+    and serves nothing from its store, until they have."""
+    b = fleet_node(outposts, origin, tmp_path, "b", nats.port).start()
+    wait_caught_up(b)
+    paths = ["/m%d" % i for i in range(300)]
+    for p in paths:
+        get(b, p)
+    wait_for_hit(b, paths[-1])
+    nats.publish_raw("outpost.purge.OUTPOST_PURGES", *[
+        json.dumps({"v": 1, "node": "x", "kind": "url", "pattern": url(p),
+                    "soft": False}).encode() for p in paths])
+    deadline = time.monotonic() + 20
+    while fleet_stats(b)["applied"] < 50 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    b.kill9()
+    b2 = fleet_node(outposts, origin, tmp_path, "b", nats.port)
+    b2.port = b.port
+    b2.args = b.args
+    b2.start()
+    wait_caught_up(b2, timeout=30)
+    served = [p for p in paths if not from_origin(b2, origin, p)]
+    assert served == [], "purged, yet served from the store: %r" % served[:10]

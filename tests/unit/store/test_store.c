@@ -233,19 +233,19 @@ static void on_purge(struct op_msg *m)
     purge_acks++;
 }
 
-/* Purge (as fleet purge <fleet_seq> when not 0) and wait for its
- * acknowledgement; returns the objects it covered. */
-static uint64_t purge_as(struct op_store *s, uint64_t fleet_seq, enum op_purge_kind kind, bool soft,
-                         const char *pattern)
+/* Purge (as purge <fleet_seq> of the fleet stream of <epoch> when not 0)
+ * and wait for its acknowledgement; returns the objects it covered. */
+static uint64_t purge_in(struct op_store *s, uint64_t epoch, uint64_t fleet_seq,
+                         enum op_purge_kind kind, bool soft, const char *pattern)
 {
     struct op_mailbox mb;
     op_mailbox_init(&mb, NULL, NULL);
     memset(&purge_done, 0, sizeof(purge_done));
     purge_done.msg.run = on_purge;
     int before = purge_acks;
-    assert_int_equal(
-        op_store_purge_fleet(s, fleet_seq, kind, soft, pattern, strlen(pattern), &mb, &purge_done),
-        0);
+    assert_int_equal(op_store_purge_fleet(s, epoch, fleet_seq, kind, soft, pattern, strlen(pattern),
+                                          &mb, &purge_done),
+                     0);
     for (int i = 0; i < 500 && purge_acks == before; i++) {
         op_mailbox_drain(&mb);
         if (purge_acks == before)
@@ -259,7 +259,14 @@ static uint64_t purge_as(struct op_store *s, uint64_t fleet_seq, enum op_purge_k
 
 static uint64_t purge(struct op_store *s, enum op_purge_kind kind, bool soft, const char *pattern)
 {
-    return purge_as(s, 0, kind, soft, pattern);
+    return purge_in(s, 0, 0, kind, soft, pattern);
+}
+
+/* a fleet purge of the stream made at epoch 1000 */
+static uint64_t purge_as(struct op_store *s, uint64_t fleet_seq, enum op_purge_kind kind, bool soft,
+                         const char *pattern)
+{
+    return purge_in(s, 1000, fleet_seq, kind, soft, pattern);
 }
 
 static bool present(struct op_store_reader *r, const char *key)
@@ -366,6 +373,11 @@ static void test_fleet_purge_applied_once(void **state)
     assert_true(present(r, "http://a.test/1"));
     /* a local purge is never taken for a fleet one */
     assert_int_equal(purge(s, OP_PURGE_URL, false, "http://a.test/1"), 1);
+    assert_false(purge_done.dup);
+    /* the stream made again numbers from 1 again: its 8 is a new purge */
+    put_h(s, "http://a.test/1", "X: y\r\n", op_store_purge_seq(s));
+    barrier(s);
+    assert_int_equal(purge_in(s, 2000, 8, OP_PURGE_URL, false, "http://a.test/1"), 1);
     assert_false(purge_done.dup);
     close_store(s, r);
 }
