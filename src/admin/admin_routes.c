@@ -214,11 +214,9 @@ static void metrics(struct admin_conn *c)
     op_buf_fini(&out);
 }
 
-/* The fleet's answer to a purge published for <p>. */
-static void fleet_published(struct op_msg *m)
+/* Take <p> off its admin's list of purges under way. */
+static void purge_unlink(struct admin_purge *p)
 {
-    struct admin_purge *p =
-        (struct admin_purge *)(void *)((char *)m - offsetof(struct admin_purge, pub));
     struct op_admin *a = p->admin;
     if (p->prev)
         p->prev->next = p->next;
@@ -226,6 +224,14 @@ static void fleet_published(struct op_msg *m)
         a->purges = p->next;
     if (p->next)
         p->next->prev = p->prev;
+}
+
+/* The fleet's answer to a purge published for <p>. */
+static void fleet_published(struct op_msg *m)
+{
+    struct admin_purge *p =
+        (struct admin_purge *)(void *)((char *)m - offsetof(struct admin_purge, pub));
+    purge_unlink(p);
     struct admin_conn *c = p->conn;
     if (c != NULL) {
         c->purge = NULL;
@@ -330,9 +336,7 @@ static void purge(struct admin_conn *c)
     op_buf_fini(&norm);
     if (rc != 0) {
         c->purge = NULL;
-        a->purges = p->next;
-        if (a->purges)
-            a->purges->prev = NULL;
+        purge_unlink(p);
         free(p);
         if (rc == OP_EFULL)
             op_admin__error(c, 503,
@@ -348,13 +352,7 @@ static void purge(struct admin_conn *c)
 void op_admin__purge_done(struct op_msg *m)
 {
     struct admin_purge *p = (struct admin_purge *)m;
-    struct op_admin *a = p->admin;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        a->purges = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    purge_unlink(p);
     struct admin_conn *c = p->conn; /* NULL: it went away; the purge still happened */
     if (c != NULL) {
         c->purge = NULL;

@@ -314,14 +314,6 @@ static natsSubscription *subscribe(struct op_fleet *f)
     return sub;
 }
 
-/* Up to a batch: nats.c asks for what is waiting at once and, with nothing
- * waiting, long-polls, returning as soon as something came. NATS_TIMEOUT:
- * nothing came. */
-static natsStatus fetch(natsSubscription *sub, natsMsgList *list)
-{
-    return natsSubscription_Fetch(list, sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
-}
-
 /* The consumer as the server sees it: 0 with *drained when nothing is
  * left to deliver and nothing delivered waits for its ack, NATS_NOT_FOUND
  * when it is gone (deleted: subscribe again), else the failure. A purge
@@ -387,7 +379,10 @@ static void *consumer_main(void *arg)
             }
         }
         natsMsgList list = {0};
-        natsStatus s = fetch(sub, &list);
+        /* up to a batch: nats.c takes what waits at once and, with nothing
+         * waiting, long-polls, returning as soon as something came;
+         * NATS_TIMEOUT: nothing came */
+        natsStatus s = natsSubscription_Fetch(&list, sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
         if (s == NATS_TIMEOUT && list.Count == 0) {
             /* nothing came: whatever the stream held at start may be applied */
             mark_caught_up(f);
